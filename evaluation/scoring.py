@@ -1,0 +1,87 @@
+"""Batched scoring primitives: label log-likelihoods and greedy generation.
+
+Both take a (possibly LoRA-wrapped) causal LM and run whole batches per forward pass, so a
+PeftModel is scored as is, with no merged copy of the base model.
+"""
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from typing import Callable, Iterable
+
+import torch
+
+
+def _batches(items: list, size: int) -> Iterable[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+@torch.inference_mode()
+def label_loglikelihoods(model, tokenizer, prompts: list[str], labels: list[str],
+                         batch_size: int = 16) -> torch.Tensor:
+    """[len(prompts), len(labels)] summed log-probabilities of each label after each prompt."""
+    device = next(model.parameters()).device
+    prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    label_ids = [tokenizer(l, add_special_tokens=False)["input_ids"] for l in labels]
+    pairs = [(i, j) for i in range(len(prompts)) for j in range(len(labels))]
+    scores = torch.empty(len(prompts), len(labels))
+    pad = tokenizer.pad_token_id
+    for chunk in _batches(pairs, batch_size * len(labels)):
+        seqs = [prompt_ids[i] + label_ids[j] for i, j in chunk]
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, s in enumerate(seqs):
+            ids[row, :len(s)] = torch.tensor(s)
+            mask[row, :len(s)] = 1
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        for row, (i, j) in enumerate(chunk):
+            start, n = len(prompt_ids[i]), len(label_ids[j])
+            positions = torch.arange(start - 1, start - 1 + n)
+            targets = torch.tensor(label_ids[j])
+            scores[i, j] = logprobs[row, positions, targets].sum().cpu()
+    return scores
+
+
+@torch.inference_mode()
+def generate_greedy(model, tokenizer, prompts: list[str], max_new_tokens: int,
+                    batch_size: int = 16) -> list[str]:
+    """Greedy continuations, left-padded batches."""
+    device = next(model.parameters()).device
+    old_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    out_texts: list[str] = []
+    try:
+        for chunk in _batches(prompts, batch_size):
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
+            out = model.generate(input_ids=enc["input_ids"].to(device),
+                                 attention_mask=enc["attention_mask"].to(device),
+                                 max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id)
+            out_texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:],
+                                                skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = old_side
+    return out_texts
+
+
+def stratified_limit(items: list[dict], limit: int | None, key: Callable[[dict], str],
+                     seed: int = 0) -> list[dict]:
+    """At most `limit` items, drawn round-robin across groups so each group stays represented."""
+    if limit is None or len(items) <= limit:
+        return items
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for item in items:
+        groups[key(item)].append(item)
+    rng = random.Random(seed)
+    for members in groups.values():
+        rng.shuffle(members)
+    picked: list[dict] = []
+    queues = [groups[k] for k in sorted(groups)]
+    while len(picked) < limit:
+        for q in queues:
+            if q and len(picked) < limit:
+                picked.append(q.pop())
+    return picked

@@ -1,0 +1,1 @@
+"""Generation stage: bias taxonomy -> prompts -> Ray Data pipeline -> engine -> parsed, cached parquet."""

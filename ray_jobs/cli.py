@@ -1,0 +1,190 @@
+"""`bias-inherit`: the command line of the service.
+
+    bias-inherit run CONFIG [--address ADDR] [--tracking-uri URI] [key=value ...]
+    bias-inherit validate CONFIG [key=value ...]
+    bias-inherit results [--experiment NAME] [--tracking-uri URI] [filters] [--format table|csv|json]
+    bias-inherit tasks
+
+A user mistake (bad config, missing data, unreachable MLflow or Ray) prints one line starting
+with "error:" and exits 2; no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import sys
+
+ERROR_EXIT = 2
+HEADLINE_METRICS = (
+    "occupation_classification/accuracy", "occupation_classification/accuracy_gap",
+    "occupation_classification/tpr_gap_rms", "salary_recommendation/mean_salary",
+    "salary_recommendation/salary_gap", "salary_recommendation/parse_rate",
+)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return ERROR_EXIT
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from bias.config import ConfigError
+    from bias.models import ModelUnavailableError
+    from bias.paths import MissingDataError
+    from ray_jobs.run import ExperimentError
+    from ray_jobs.tracking import TrackingUnreachableError
+    from training.grid import ClusterTooSmallError
+    from training.mixing import NotEnoughDataError
+    return (ConfigError, ExperimentError, TrackingUnreachableError, MissingDataError,
+            ModelUnavailableError, ClusterTooSmallError, NotEnoughDataError, LookupError)
+
+
+def run_command(config: str, overrides: list[str], address: str | None,
+                tracking_uri: str | None) -> int:
+    from bias.config import load_config
+    from ray_jobs.run import run_experiment
+    from ray_jobs.tracking import resolve_tracking_uri
+    try:
+        cfg = load_config(config, overrides)
+        parent_run_id = run_experiment(cfg, address=address, tracking_uri=tracking_uri)
+        uri = resolve_tracking_uri(cfg.tracking.uri, tracking_uri)
+        print_results(cfg.experiment_name, uri, parent_run_id=parent_run_id)
+    except _user_errors() as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        return _fail("interrupted; finished cells are in MLflow and generations stay cached")
+    return 0
+
+
+def print_results(experiment: str, tracking_uri: str, parent_run_id: str | None = None,
+                  filters: dict | None = None, metrics: list[str] | None = None,
+                  fmt: str = "table") -> None:
+    from ray_jobs.tracking import fetch_cells
+    frame = fetch_cells(experiment, tracking_uri, parent_run_id)
+    parent = frame.attrs["parent_run_id"]
+    table = results_table(frame, filters or {}, metrics)
+    if fmt == "csv":
+        print(table.to_csv(index=False), end="")
+    elif fmt == "json":
+        print(table.to_json(orient="records", indent=1))
+    else:
+        _print_rich(table, f"{experiment} · parent run {parent}")
+
+
+def results_table(frame, filters: dict, metrics: list[str] | None):
+    import pandas as pd
+    if frame.empty:
+        return pd.DataFrame()
+    for key, wanted in filters.items():
+        if wanted is None:
+            continue
+        column = f"params.{key}"
+        values = frame[column].astype(float) if key == "ratio" else frame[column]
+        frame = frame[values.isin([float(w) for w in wanted] if key == "ratio" else wanted)]
+    metric_cols = [c.removeprefix("metrics.") for c in frame.columns if c.startswith("metrics.")]
+    if metrics:
+        chosen = [m for m in metric_cols if any(fnmatch.fnmatch(m, p) or m == p for p in metrics)]
+    else:
+        chosen = [m for m in HEADLINE_METRICS if m in metric_cols]
+    out = pd.DataFrame({
+        "cell": frame["tags.bias_inherit.cell_id"], "bias_type": frame["params.bias_type"],
+        "ratio": frame["params.ratio"].astype(float), "mitigation": frame["params.mitigation"],
+        "seed": frame["params.seed"].astype(int), "status": frame["status"],
+        **{m: frame[f"metrics.{m}"] for m in chosen}})
+    base_first = (out["cell"] != "base").astype(int)
+    return (out.assign(_b=base_first).sort_values(["_b", "ratio", "bias_type", "mitigation", "seed"])
+            .drop(columns="_b").reset_index(drop=True))
+
+
+def _print_rich(table, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    view = Table(title=title, show_lines=False)
+    for col in table.columns:
+        view.add_column(col.replace("occupation_classification/", "occ/")
+                        .replace("salary_recommendation/", "salary/"), overflow="fold")
+    for _, row in table.iterrows():
+        view.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.tolist()])
+    Console(width=200).print(view)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bias-inherit", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_run = sub.add_parser("run", help="run an experiment (generation + grid + evaluation)")
+    p_run.add_argument("config", help="experiment YAML, e.g. configs/smoke.yaml")
+    p_run.add_argument("overrides", nargs="*", help="key=value overrides, dotted keys, YAML values")
+    p_run.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local cluster)")
+    p_run.add_argument("--tracking-uri", help="MLflow URI (default: config, MLFLOW_TRACKING_URI, "
+                                              "else sqlite:///./mlflow.db)")
+
+    p_val = sub.add_parser("validate", help="check a config and print the resolved grid")
+    p_val.add_argument("config")
+    p_val.add_argument("overrides", nargs="*")
+
+    p_res = sub.add_parser("results", help="print the grid's cells x metrics, read from MLflow")
+    p_res.add_argument("--experiment", help="MLflow experiment (default: from --config)")
+    p_res.add_argument("--config", help="take the experiment name and tracking URI from a config")
+    p_res.add_argument("--tracking-uri")
+    p_res.add_argument("--parent-run", help="a parent run id (default: the latest)")
+    p_res.add_argument("--bias-type", action="append")
+    p_res.add_argument("--ratio", action="append")
+    p_res.add_argument("--mitigation", action="append")
+    p_res.add_argument("--metric", action="append", help="metric name or glob, e.g. 'salary*/*'")
+    p_res.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    sub.add_parser("tasks", help="list the evaluation tasks")
+
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return run_command(args.config, args.overrides, args.address, args.tracking_uri)
+    try:
+        if args.command == "validate":
+            return validate_command(args.config, args.overrides)
+        if args.command == "results":
+            return results_command(args)
+        if args.command == "tasks":
+            from evaluation.tasks import TASKS
+            for task in TASKS.values():
+                print(f"{task.name:28} {task.kind:15} {task.relation:9} {task.description}")
+            return 0
+    except _user_errors() as e:
+        return _fail(str(e))
+    return 0
+
+
+def validate_command(config: str, overrides: list[str]) -> int:
+    from bias.config import load_config
+    from training.grid import expand_cells
+    cfg = load_config(config, overrides)
+    cells = expand_cells(cfg)
+    print(f"{config}: valid. experiment={cfg.experiment_name} social_bias={cfg.social_bias} "
+          f"{len(cells)} cells after collapsing:")
+    for cell in cells:
+        print(f"  {cell.cell_id}")
+    return 0
+
+
+def results_command(args) -> int:
+    from bias.config import load_config
+    from ray_jobs.tracking import resolve_tracking_uri
+    configured_uri, experiment = None, args.experiment
+    if args.config:
+        cfg = load_config(args.config)
+        configured_uri, experiment = cfg.tracking.uri, experiment or cfg.experiment_name
+    if not experiment:
+        return _fail("results needs --experiment NAME or --config FILE")
+    uri = resolve_tracking_uri(configured_uri, args.tracking_uri)
+    from ray_jobs.tracking import check_tracking_reachable
+    check_tracking_reachable(uri)
+    print_results(experiment, uri, parent_run_id=args.parent_run,
+                  filters={"bias_type": args.bias_type, "ratio": args.ratio,
+                           "mitigation": args.mitigation},
+                  metrics=args.metric, fmt=args.format)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training stage: mixing at ratio γ, mitigations, the LoRA loop per Ray Train worker, the Tune trial."""

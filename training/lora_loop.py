@@ -1,0 +1,153 @@
+"""The LoRA fine-tuning loop that runs in each Ray Train worker, then scores the model.
+
+Linear recipe: setup (threads, model, mix) -> train (epochs of LoRA steps, DDP across workers)
+-> evaluate (rank 0, the task suite on the adapter-wrapped model, no merge) -> report (metrics
+plus the adapter as a Train checkpoint). A `base` cell skips training: it scores the untrained
+model, the experiment's reference row.
+"""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+import time
+
+import pandas as pd
+import torch
+
+from bias.config import ExperimentConfig
+from bias.formats import occupation_prompt, occupation_target
+from bias.models import load_causal_lm, load_tokenizer, pick_dtype
+from bias.original_data import load_original
+from generation.pipeline import read_generated
+from training.grid import Cell
+from training.mitigations import apply_mitigation
+from training.mixing import mix
+
+
+def build_training_frame(cfg: ExperimentConfig, cell: Cell, augmented: pd.DataFrame | None) -> pd.DataFrame:
+    """D_o mixed with the cell's D_a at γ, mitigation applied to the augmented rows."""
+    original = load_original(cfg.data.original, "train", cfg.data.dataset_size, seed=cell.seed)
+    mixed = mix(original, augmented, cell.ratio, cfg.data.dataset_size, seed=cell.seed)
+    return apply_mitigation(mixed, cell.mitigation, cfg.mitigation)
+
+
+def tokenize_examples(frame: pd.DataFrame, tokenizer, max_length: int, train_on: str) -> list[dict]:
+    """input_ids + labels per row; labels are -100 where no loss is taken."""
+    examples = []
+    for text, occupation in zip(frame["text"], frame["occupation"]):
+        prompt = tokenizer(occupation_prompt(text), add_special_tokens=False)["input_ids"]
+        target = tokenizer(occupation_target(occupation), add_special_tokens=False)["input_ids"]
+        target = target + [tokenizer.eos_token_id]
+        prompt = prompt[: max(1, max_length - len(target))]   # keep the label, trim the bio
+        ids = prompt + target
+        labels = ids.copy() if train_on == "all" else [-100] * len(prompt) + target
+        examples.append({"input_ids": ids, "labels": labels})
+    return examples
+
+
+def collate(batch: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(e["input_ids"]) for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, e in enumerate(batch):
+        n = len(e["input_ids"])
+        ids[i, :n] = torch.tensor(e["input_ids"])
+        labels[i, :n] = torch.tensor(e["labels"])
+        mask[i, :n] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def lora_wrap(model, cfg: ExperimentConfig):
+    from peft import LoraConfig, get_peft_model
+    return get_peft_model(model, LoraConfig(
+        r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+        target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM"))
+
+
+def train_epochs(model, examples: list[dict], cfg: ExperimentConfig, seed: int, rank: int,
+                 world: int, pad_id: int, device, on_epoch=None) -> dict[str, float]:
+    """Plain AdamW loop over this worker's shard; returns throughput figures."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    bs = cfg.optim.batch_size
+    tokens = 0
+    step_seconds = 0.0
+    model.train()
+    for epoch in range(cfg.optim.epochs):
+        order = list(range(len(examples)))
+        random.Random(f"{seed}-{epoch}").shuffle(order)
+        shard = order[rank::world]
+        # Every worker must take the same number of steps, or DDP's all-reduce waits forever.
+        n_steps = len(order) // world // bs or 1
+        losses = []
+        for step in range(n_steps):
+            batch = collate([examples[i] for i in shard[step * bs:(step + 1) * bs]], pad_id)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            started = time.perf_counter()
+            loss = model(**batch).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step_seconds += time.perf_counter() - started
+            tokens += int(batch["attention_mask"].sum())
+            losses.append(loss.item())
+        if on_epoch:
+            on_epoch(epoch, sum(losses) / len(losses))
+    return {"train_tokens": tokens, "train_step_seconds": step_seconds,
+            "train_tokens_per_second": tokens / step_seconds if step_seconds else 0.0}
+
+
+def train_loop_per_worker(loop_config: dict) -> None:
+    import ray.train
+    import ray.train.torch
+    from ray.train import Checkpoint
+
+    from evaluation.runner import evaluate_suite
+
+    started = time.perf_counter()
+    cfg = ExperimentConfig.model_validate(loop_config["experiment"])
+    cell = Cell.model_validate(loop_config["cell"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.set_num_threads(loop_config["threads"])
+    os.environ["OMP_NUM_THREADS"] = str(loop_config["threads"])
+    device = ray.train.torch.get_device()
+    dtype = pick_dtype(cfg.model.dtype, device.type)
+    torch.manual_seed(cell.seed)
+
+    tokenizer = load_tokenizer(cfg.model.name, padding_side="right")
+    model = load_causal_lm(cfg.model.name, dtype, device)
+    metrics: dict[str, float] = {"dtype_bf16": float(dtype == torch.bfloat16),
+                                 "world_size": float(world)}
+    if cell.trains:
+        uri = loop_config.get("augmented_uri")
+        augmented = read_generated(uri) if uri else None
+        frame = build_training_frame(cfg, cell, augmented)
+        examples = tokenize_examples(frame, tokenizer, cfg.optim.max_length, cfg.optim.train_on)
+        model = lora_wrap(model, cfg)
+        model = ray.train.torch.prepare_model(model) if world > 1 else model
+
+        def on_epoch(epoch: int, loss: float) -> None:
+            ray.train.report({"epoch": epoch, "train_loss": loss})
+
+        train_started = time.perf_counter()
+        metrics.update(train_epochs(model, examples, cfg, cell.seed, rank, world,
+                                    tokenizer.pad_token_id, device, on_epoch))
+        metrics["train_seconds"] = time.perf_counter() - train_started
+        metrics["n_augmented_rows"] = float((frame["source"] == "augmented").sum())
+        metrics["n_original_rows"] = float((frame["source"] == "original").sum())
+        model = getattr(model, "module", model)  # unwrap DDP for scoring and saving
+
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if rank == 0:
+            eval_started = time.perf_counter()
+            metrics.update(evaluate_suite(model, tokenizer, cfg))
+            metrics["eval_seconds"] = time.perf_counter() - eval_started
+            if cell.trains:
+                model.save_pretrained(tmp)   # the LoRA adapter only (a few MB), not the base
+                checkpoint = Checkpoint.from_directory(tmp)
+        metrics["worker_seconds"] = time.perf_counter() - started
+        ray.train.report(metrics, checkpoint=checkpoint)

@@ -1,0 +1,42 @@
+"""The Ray Tune trial for one grid cell: build a TorchTrainer, fit it, pass its reports on to Tune.
+
+The trial process itself is only a small driver (a fraction of a CPU, never a GPU); the model
+work happens in the Train workers, whose reports reach Tune through `TuneReportCallback`.
+"""
+from __future__ import annotations
+
+import time
+
+from bias.config import ExperimentConfig
+from training.grid import Cell, worker_threads
+from training.lora_loop import train_loop_per_worker
+
+
+def run_cell_trial(tune_config: dict, experiment: dict, augmented_uris: dict[str, str]) -> None:
+    import ray.train
+    from ray import tune
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    started = time.perf_counter()
+    cfg = ExperimentConfig.model_validate(experiment)
+    cell = Cell.model_validate(tune_config["cell"])
+    res = cfg.resources
+    resources_per_worker = {"CPU": res.cpus_per_worker}
+    if res.gpus_per_worker:
+        resources_per_worker["GPU"] = res.gpus_per_worker
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"experiment": experiment, "cell": cell.model_dump(),
+                           "augmented_uri": augmented_uris.get(f"{cell.bias_type}|{cell.seed}"),
+                           "threads": worker_threads(res.cpus_per_worker)},
+        scaling_config=ray.train.ScalingConfig(num_workers=res.workers_per_trial,
+                                               use_gpu=res.gpus_per_worker > 0,
+                                               resources_per_worker=resources_per_worker),
+        run_config=ray.train.RunConfig(
+            name=f"{cfg.name}-{cell.cell_id}", storage_path=tune_config["train_storage"],
+            failure_config=ray.train.FailureConfig(max_failures=res.max_failures),
+            callbacks=[TuneReportCallback()]),
+    )
+    trainer.fit()
+    tune.report({"trial_seconds": time.perf_counter() - started})
