@@ -103,11 +103,14 @@ def generate(cfg: ExperimentConfig, bias_type: str, seed: int, engine: str = "hf
     started = time.perf_counter()
     seeds = make_seed_rows(cfg.social_bias, bias_type, g.samples_per_type, seed)
     ds = ray.data.from_items(seeds)
+    # Pre/post-processing is string work: a quarter CPU each, so it never waits on the
+    # engine actors for a whole core (on a 2-core machine that deadlocks the pipeline).
     ds = ds.map(partial(preprocess, social_bias=cfg.social_bias, bias_type=bias_type,
                         strength=g.strength, prompt_version=g.prompt_version,
-                        temperature=g.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens))
+                        temperature=g.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens),
+                num_cpus=0.25)
     ds = _run_engine(ds, cfg, engine)
-    ds = ds.map(partial(postprocess, social_bias=cfg.social_bias, neutral=neutral))
+    ds = ds.map(partial(postprocess, social_bias=cfg.social_bias, neutral=neutral), num_cpus=0.25)
     rows = sorted(ds.take_all(), key=lambda r: int(r["prompt_id"].rsplit("-", 1)[1]))
     mark_duplicates(rows)
     elapsed = time.perf_counter() - started
