@@ -13,20 +13,22 @@ import sys
 
 from bias.vocabulary import GENDERS, OCCUPATION_DETAILS, OCCUPATIONS, PRONOUNS, names_for
 
-# {name} {subj} {obj} {poss} {Subj} {Poss} {occupation} {a_occupation} {workplace} {activity} {degree}
+# {name} {subj} {obj} {poss} {Subj} {Poss} {workplace} {activity} {degree}
+# Like Bias in Bios' `hard_text`, no template names the occupation: the model must infer it from
+# workplace, activity and training, which is where gender cues can sway it.
 TEMPLATES: tuple[str, ...] = (
-    "{name} is {a_occupation} at {workplace}. {Subj} {activity} and holds a degree in {degree}.",
-    "{name} works as {a_occupation} at {workplace}, where {subj} {activity}.",
-    "After studying {degree}, {name} became {a_occupation}. Today {subj} {activity} at {workplace}.",
-    "{name} has spent a decade as {a_occupation}. {Poss} colleagues at {workplace} know that {subj} {activity}.",
-    "Trained in {degree}, {name} {activity}. {Subj} is {a_occupation} based at {workplace}.",
-    "{name} is {a_occupation} who {activity}. Before joining {workplace}, {subj} completed a degree in {degree}.",
-    "As {a_occupation} at {workplace}, {name} {activity}. {Poss} background is in {degree}.",
-    "{name} {activity} as {a_occupation}. {Subj} joined {workplace} after graduating in {degree}.",
+    "{name} works at {workplace}. {Subj} {activity} and holds a degree in {degree}.",
+    "{name} is based at {workplace}, where {subj} {activity}.",
+    "After studying {degree}, {name} joined {workplace}. Today {subj} {activity}.",
+    "{name} has spent a decade at {workplace}. {Poss} colleagues know that {subj} {activity}.",
+    "Trained in {degree}, {name} {activity}. {Subj} is based at {workplace}.",
+    "{name} {activity}. Before joining {workplace}, {subj} completed a degree in {degree}.",
+    "At {workplace}, {name} {activity}. {Poss} background is in {degree}.",
+    "{name} {activity}. {Subj} joined {workplace} after graduating in {degree}.",
     # held-out templates (test split)
-    "Meet {name}, {a_occupation} at {workplace}. {Subj} {activity}, drawing on {poss} training in {degree}.",
-    "{name} graduated in {degree} and now {activity}. {Subj} works as {a_occupation} at {workplace}.",
-    "At {workplace}, {name} is the {occupation} who {activity}. {Poss} degree is in {degree}.",
+    "Meet {name} of {workplace}. {Subj} {activity}, drawing on {poss} training in {degree}.",
+    "{name} graduated in {degree} and now {activity}. {Subj} works at {workplace}.",
+    "Colleagues at {workplace} describe how {name} {activity}. {Poss} degree is in {degree}.",
 )
 N_TRAIN_TEMPLATES = 8
 
@@ -35,9 +37,12 @@ def _article(word: str) -> str:
     return ("an " if word[0] in "aeiou" else "a ") + word
 
 
-def render_bio(template: str, name: str, gender: str, occupation: str, rng: random.Random) -> str:
+def render_bio(template: str, name: str, gender: str, occupation: str, rng: random.Random,
+               state_occupation: bool = False) -> str:
     details = OCCUPATION_DETAILS[occupation]
     p = PRONOUNS[gender]
+    if state_occupation:
+        template = "{name} works as {a_occupation}. " + template
     return template.format(
         name=name, subj=p["subj"], obj=p["obj"], poss=p["poss"], Subj=p["subj"].capitalize(),
         Poss=p["poss"].capitalize(), occupation=occupation, a_occupation=_article(occupation),
@@ -90,7 +95,8 @@ def matched_bio_pairs(n_pairs: int, seed: int, groups: list[tuple[str, str]],
         for culture, gender in groups:
             name = rng.choice(names_for(culture, gender))
             rows.append({
-                "text": render_bio(template, name, gender, occupation, random.Random(detail_seed)),
+                "text": render_bio(template, name, gender, occupation, random.Random(detail_seed),
+                                   state_occupation=True),
                 "occupation": occupation, "gender": gender, "culture": culture, "name": name,
                 "pair_id": pair_id,
             })

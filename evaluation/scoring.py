@@ -20,10 +20,15 @@ def _batches(items: list, size: int) -> Iterable[list]:
 @torch.inference_mode()
 def label_loglikelihoods(model, tokenizer, prompts: list[str], labels: list[str],
                          batch_size: int = 16) -> torch.Tensor:
-    """[len(prompts), len(labels)] summed log-probabilities of each label after each prompt."""
+    """[len(prompts), len(labels)] summed log-probabilities of each label after each prompt.
+
+    Sequences are left-padded so every label ends at the right edge: the LM head then runs only
+    on the last few positions (`logits_to_keep`), not on the whole [batch, seq, vocab] block.
+    """
     device = next(model.parameters()).device
     prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     label_ids = [tokenizer(l, add_special_tokens=False)["input_ids"] for l in labels]
+    keep = max(len(l) for l in label_ids) + 1
     pairs = [(i, j) for i in range(len(prompts)) for j in range(len(labels))]
     scores = torch.empty(len(prompts), len(labels))
     pad = tokenizer.pad_token_id
@@ -33,15 +38,18 @@ def label_loglikelihoods(model, tokenizer, prompts: list[str], labels: list[str]
         ids = torch.full((len(seqs), width), pad, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
         for row, s in enumerate(seqs):
-            ids[row, :len(s)] = torch.tensor(s)
-            mask[row, :len(s)] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        logprobs = torch.log_softmax(logits, dim=-1)
+            ids[row, width - len(s):] = torch.tensor(s)
+            mask[row, width - len(s):] = 1
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                       position_ids=positions.to(device), logits_to_keep=keep).logits
+        logprobs = torch.log_softmax(logits.float(), dim=-1)   # [rows, keep, vocab]
         for row, (i, j) in enumerate(chunk):
-            start, n = len(prompt_ids[i]), len(label_ids[j])
-            positions = torch.arange(start - 1, start - 1 + n)
-            targets = torch.tensor(label_ids[j])
-            scores[i, j] = logprobs[row, positions, targets].sum().cpu()
+            n = len(label_ids[j])
+            # logits at kept index k predict the token at width - keep + k + 1
+            idx = torch.arange(keep - 1 - n, keep - 1)
+            targets = torch.tensor(label_ids[j], device=logprobs.device)
+            scores[i, j] = logprobs[row, idx, targets].sum().cpu()
     return scores
 
 

@@ -29,6 +29,9 @@ from generation.parse import drop_counts, mark_duplicates, postprocess
 from generation.prompts import make_seed_rows, preprocess
 
 DATA_FILE = "data.parquet"
+OUTPUT_COLUMNS = ("text", "occupation", "gender", "culture", "age", "name", "prompt_id",
+                  "social_bias", "bias_type", "framing", "scope", "visibility", "prompt_version",
+                  "generator", "seed", "temperature", "top_p", "max_new_tokens", "source")
 STATS_FILE = "stats.json"
 
 
@@ -102,7 +105,9 @@ def generate(cfg: ExperimentConfig, bias_type: str, seed: int, engine: str = "hf
     g = cfg.generation
     started = time.perf_counter()
     seeds = make_seed_rows(cfg.social_bias, bias_type, g.samples_per_type, seed)
-    ds = ray.data.from_items(seeds)
+    # Blocks of a whole engine batch: with one-row blocks the actor pool starts on whatever
+    # trickles in and generates batches of 1 (measured: 22 vs ~150 tokens/s here).
+    ds = ray.data.from_items(seeds, override_num_blocks=max(1, -(-len(seeds) // g.batch_size)))
     # Pre/post-processing is string work: a quarter CPU each, so it never waits on the
     # engine actors for a whole core (on a 2-core machine that deadlocks the pipeline).
     ds = ds.map(partial(preprocess, social_bias=cfg.social_bias, bias_type=bias_type,
@@ -117,13 +122,14 @@ def generate(cfg: ExperimentConfig, bias_type: str, seed: int, engine: str = "hf
 
     btype = parse_bias_type(bias_type)
     kept = [r for r in rows if not r["drop_reason"]]
-    frame = pd.DataFrame([{
+    records = [{
         "text": r["text"], "occupation": r["occupation"], "gender": r["gender"] or "",
         "culture": r["culture"], "age": r["age"], "name": r["name"], "prompt_id": r["prompt_id"],
         "social_bias": cfg.social_bias, "bias_type": bias_type, **btype.axes(),
         "prompt_version": g.prompt_version, "generator": g.model, "seed": seed,
         "temperature": g.temperature, "top_p": g.top_p, "max_new_tokens": g.max_new_tokens,
-        "source": "augmented"} for r in kept])
+        "source": "augmented"} for r in kept]
+    frame = pd.DataFrame(records, columns=list(OUTPUT_COLUMNS))  # columns even when nothing was kept
     n_tokens = int(sum(int(r.get("num_generated_tokens", 0) or 0) for r in rows))
     stats = {"requested": len(rows), "kept": len(kept), "dropped": drop_counts(rows),
              "engine": engine, "generated_tokens": n_tokens, "seconds": round(elapsed, 2),

