@@ -114,6 +114,9 @@ class ResourcesConfig(Strict):
     # The Tune trial driver only builds a TorchTrainer and waits; a fraction of a CPU suffices
     # (Tune rejects 0).
     driver_cpus: float = Field(0.1, gt=0)
+    # Custom resources for the trial driver, e.g. {trial_driver: 1} to pin drivers to CPU nodes
+    # that advertise it (cluster/ files do), keeping them off GPU nodes.
+    driver_resources: dict[str, float] = {}
     max_concurrent_trials: int | None = Field(None, ge=1,
                                               description="default: derived from the cluster")
     max_failures: int = Field(1, ge=0)

@@ -186,5 +186,17 @@ def results_command(args) -> int:
     return 0
 
 
+def entry() -> None:
+    """Console-script entry: a closed pipe (`| head`) ends quietly, not with a traceback."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

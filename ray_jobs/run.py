@@ -150,7 +150,7 @@ def run_experiment(cfg: ExperimentConfig, address: str | None = None,
         trainable = tune.with_resources(
             tune.with_parameters(run_cell_trial, experiment=cfg.model_dump(mode="json"),
                                  augmented_uris={f"{t}|{s}": g.uri for (t, s), g in generated.items()}),
-            {"cpu": cfg.resources.driver_cpus})
+            {"cpu": cfg.resources.driver_cpus, **cfg.resources.driver_resources})
         logger = CellRunLogger(tracking_uri, experiment.experiment_id, parent.info.run_id,
                                {c.cell_id: c.model_dump() for c in cells},
                                {"social_bias": cfg.social_bias, "model": cfg.model.name,

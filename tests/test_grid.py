@@ -37,6 +37,8 @@ def test_base_cell_can_be_turned_off(tmp_path):
     ({"CPU": 64, "GPU": 8}, dict(cpus_per_worker=4, gpus_per_worker=1, workers_per_trial=2), 50, 4),
     ({"CPU": 8, "GPU": 8}, dict(cpus_per_worker=4, gpus_per_worker=1), 50, 1),
     ({"CPU": 2}, dict(max_concurrent_trials=5), 3, 3),
+    ({"CPU": 64, "GPU": 16, "trial_driver": 2},
+     dict(cpus_per_worker=4, gpus_per_worker=1, driver_resources={"trial_driver": 1}), 50, 2),
 ])
 def test_max_concurrent_trials_fits_the_cluster(cluster, res, n_cells, expected):
     assert derive_max_concurrent_trials(ResourcesConfig(**res), cluster, n_cells) == expected

@@ -72,10 +72,13 @@ def derive_max_concurrent_trials(res: ResourcesConfig, cluster: dict[str, float]
     fits = [math.floor(cluster.get("CPU", 0) / per_trial_cpu + 1e-9)]
     if per_trial_gpu:
         fits.append(math.floor(cluster.get("GPU", 0) / per_trial_gpu + 1e-9))
+    for name, amount in res.driver_resources.items():
+        fits.append(math.floor(cluster.get(name, 0) / amount + 1e-9))
     n = min(fits)
     if n < 1:
         raise ClusterTooSmallError(
-            f"one trial needs {per_trial_cpu:g} CPU and {per_trial_gpu:g} GPU, the cluster has "
+            f"one trial needs {per_trial_cpu:g} CPU, {per_trial_gpu:g} GPU and "
+            f"{res.driver_resources or 'no custom resources'}; the cluster has "
             f"{cluster.get('CPU', 0):g} CPU and {cluster.get('GPU', 0):g} GPU; lower "
             f"resources.* or set resources.max_concurrent_trials for an autoscaling cluster")
     return min(n, n_cells)
