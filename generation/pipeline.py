@@ -101,6 +101,9 @@ def generate(cfg: ExperimentConfig, bias_type: str, seed: int, engine: str = "hf
         with fs.open_input_stream(f"{path}/{STATS_FILE}") as f:
             return GeneratedSet(bias_type, uri, key, json.loads(f.read()), cache_hit=True)
 
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False           # one summary line per set, not a log every 10 s
+    context.execution_options.verbose_progress = False
     neutral = parse_bias_type(bias_type).is_neutral
     g = cfg.generation
     started = time.perf_counter()

@@ -56,7 +56,8 @@ def connect_ray(address: str | None):
         if address:
             ray.init(address=address, log_to_driver=True)
         else:
-            ray.init(include_dashboard=False, log_to_driver=True)
+            # The dashboard also serves the State API that Ray Train's placement-group cleaner polls.
+            ray.init(log_to_driver=True)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ExperimentError(f"cannot connect to Ray at {address or 'a new local cluster'}: "
                               f"{str(e).splitlines()[0]}") from None
