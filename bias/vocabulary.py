@@ -28,15 +28,15 @@ NAMES: dict[tuple[str, str], tuple[str, ...]] = {
                             "Hannah", "Megan", "Rebecca", "Claire", "Alice", "Emma", "Olivia"),
     ("arabic", "male"): ("Ahmed", "Mohammed", "Omar", "Khalid", "Youssef", "Hassan", "Ali",
                          "Karim", "Tariq", "Samir", "Faisal", "Mustafa", "Rami", "Walid",
-                         "Bilal", "Hamza", "Ibrahim", "Nabil", "Said", "Ziad"),
+                         "Bilal", "Hamza", "Ibrahim", "Nabil", "Saeed", "Ziad"),
     ("arabic", "female"): ("Fatima", "Aisha", "Layla", "Mariam", "Noor", "Huda", "Rania",
                            "Salma", "Yasmin", "Zainab", "Amira", "Dalia", "Hana", "Leila",
                            "Nadia", "Reem", "Samira", "Lina", "Malak", "Farah"),
     ("chinese", "male"): ("Wei", "Jun", "Hao", "Lei", "Jian", "Ming", "Qiang", "Bo", "Tao",
                           "Yong", "Gang", "Peng", "Chao", "Feng", "Zhiwei", "Haoran", "Yu",
-                          "Xiang", "Kai", "Long"),
+                          "Xiang", "Kai", "Hong"),
     ("chinese", "female"): ("Mei", "Li", "Xiu", "Ying", "Hui", "Lan", "Fang", "Jing", "Yan",
-                            "Xia", "Ling", "Na", "Qing", "Yun", "Xiaoyan", "Jiayi", "Ting",
+                            "Xia", "Ling", "Nan", "Qing", "Yun", "Xiaoyan", "Jiayi", "Ting",
                             "Wen", "Zhen", "Lihua"),
     ("portuguese", "male"): ("João", "Pedro", "Tiago", "Miguel", "Rui", "Nuno", "Bruno",
                              "Gonçalo", "Duarte", "Afonso", "Rodrigo", "Vasco", "Diogo",
@@ -129,10 +129,12 @@ def names_for(culture: str, gender: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=None)
-def word_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
-    """Whole-word, case-insensitive matcher: 'he' matches 'He' but not 'the' or 'hello'."""
+def word_pattern(words: tuple[str, ...], case_sensitive: bool = False) -> re.Pattern[str]:
+    """Whole-word matcher: 'he' matches 'He' but not 'the' or 'hello'. Names match case-
+    sensitively, so the name 'Li' never hits the word 'li' in another language's quote."""
     alternatives = "|".join(sorted((re.escape(w) for w in words), key=len, reverse=True))
-    return re.compile(rf"(?<![\w'-])(?:{alternatives})(?![\w-])", re.IGNORECASE)
+    return re.compile(rf"(?<![\w'-])(?:{alternatives})(?![\w-])",
+                      0 if case_sensitive else re.IGNORECASE)
 
 
 def gender_cues(text: str) -> dict[str, int]:

@@ -45,7 +45,7 @@ def has_group_cue(text: str, row: dict, social_bias: str, neutral: bool) -> bool
     """Does the text still show who the bio is about? Neutral rows only need some gender cue."""
     if neutral:
         return infer_gender(text) is not None
-    named = bool(row.get("name")) and word_pattern((row["name"],)).search(text) is not None
+    named = bool(row.get("name")) and word_pattern((row["name"],), case_sensitive=True).search(text) is not None
     if social_bias == "gender":
         return named or infer_gender(text) == row["gender"]
     culture_words = CULTURE_WORDS.get(row.get("culture", ""), ())

@@ -58,7 +58,8 @@ def test_token_mitigation_marks_exactly_the_augmented_rows():
     o, a = _frames()
     mixed = mix(o, a, 0.5, 20, seed=0)
     settings = MitigationConfig(token_text="WARNING: may be biased.")
-    out = apply_mitigation(mixed, "token", settings)
+    out, stats = apply_mitigation(mixed, "token", settings)
+    assert stats["token_prefixed_rows"] == 10
     prefixed = out["text"].str.startswith("WARNING: may be biased. ")
     assert (prefixed == (out["source"] == "augmented")).all()
-    assert apply_mitigation(mixed, "none", settings).equals(mixed)
+    assert apply_mitigation(mixed, "none", settings)[0].equals(mixed)

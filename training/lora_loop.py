@@ -8,7 +8,6 @@ model, the experiment's reference row.
 from __future__ import annotations
 
 import os
-import random
 import tempfile
 import time
 
@@ -20,12 +19,15 @@ from bias.formats import occupation_prompt, occupation_target
 from bias.models import load_causal_lm, load_tokenizer, pick_dtype
 from bias.original_data import load_original
 from generation.pipeline import read_generated
+from training.alignment import alignment_term
+from training.batching import shard_batch, source_stratified_batches
 from training.grid import Cell
 from training.mitigations import apply_mitigation
 from training.mixing import mix
 
 
-def build_training_frame(cfg: ExperimentConfig, cell: Cell, augmented: pd.DataFrame | None) -> pd.DataFrame:
+def build_training_frame(cfg: ExperimentConfig, cell: Cell,
+                         augmented: pd.DataFrame | None) -> tuple[pd.DataFrame, dict[str, float]]:
     """D_o mixed with the cell's D_a at γ, mitigation applied to the augmented rows."""
     original = load_original(cfg.data.original, "train", cfg.data.dataset_size, seed=cell.seed)
     mixed = mix(original, augmented, cell.ratio, cfg.data.dataset_size, seed=cell.seed)
@@ -35,14 +37,15 @@ def build_training_frame(cfg: ExperimentConfig, cell: Cell, augmented: pd.DataFr
 def tokenize_examples(frame: pd.DataFrame, tokenizer, max_length: int, train_on: str) -> list[dict]:
     """input_ids + labels per row; labels are -100 where no loss is taken."""
     examples = []
-    for text, occupation in zip(frame["text"], frame["occupation"]):
+    sources = frame["source"] if "source" in frame else ["original"] * len(frame)
+    for text, occupation, source in zip(frame["text"], frame["occupation"], sources):
         prompt = tokenizer(occupation_prompt(text), add_special_tokens=False)["input_ids"]
         target = tokenizer(occupation_target(occupation), add_special_tokens=False)["input_ids"]
         target = target + [tokenizer.eos_token_id]
         prompt = prompt[: max(1, max_length - len(target))]   # keep the label, trim the bio
         ids = prompt + target
         labels = ids.copy() if train_on == "all" else [-100] * len(prompt) + target
-        examples.append({"input_ids": ids, "labels": labels})
+        examples.append({"input_ids": ids, "labels": labels, "augmented": source == "augmented"})
     return examples
 
 
@@ -56,7 +59,8 @@ def collate(batch: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
         ids[i, :n] = torch.tensor(e["input_ids"])
         labels[i, :n] = torch.tensor(e["labels"])
         mask[i, :n] = 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    augmented = torch.tensor([bool(e.get("augmented", False)) for e in batch])
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask, "augmented": augmented}
 
 
 def lora_wrap(model, cfg: ExperimentConfig):
@@ -66,35 +70,48 @@ def lora_wrap(model, cfg: ExperimentConfig):
         target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM"))
 
 
+def train_step_loss(model, batch: dict[str, torch.Tensor], align_lambda: float,
+                    distributed: bool) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(total loss, LM loss, alignment term) for one batch; alignment only when λ > 0."""
+    inputs = {k: v for k, v in batch.items() if k != "augmented"}
+    if not align_lambda:
+        lm_loss = model(**inputs).loss
+        return lm_loss, lm_loss, 0.0
+    out = model(**inputs, output_hidden_states=True)
+    align = alignment_term(out.hidden_states[-1], inputs["attention_mask"], batch["augmented"],
+                           distributed=distributed)
+    return out.loss + align_lambda * align, out.loss, float(align.detach())
+
+
 def train_epochs(model, examples: list[dict], cfg: ExperimentConfig, seed: int, rank: int,
-                 world: int, pad_id: int, device, on_epoch=None) -> dict[str, float]:
-    """Plain AdamW loop over this worker's shard; returns throughput figures."""
+                 world: int, pad_id: int, device, on_epoch=None,
+                 align_lambda: float = 0.0) -> dict[str, float]:
+    """AdamW over source-stratified global batches (optim.batch_size rows, split across the
+    workers); returns throughput figures."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-    bs = cfg.optim.batch_size
+    sources = ["augmented" if e["augmented"] else "original" for e in examples]
     tokens = 0
     step_seconds = 0.0
     model.train()
     for epoch in range(cfg.optim.epochs):
-        order = list(range(len(examples)))
-        random.Random(f"{seed}-{epoch}").shuffle(order)
-        shard = order[rank::world]
-        # Every worker must take the same number of steps, or DDP's all-reduce waits forever.
-        n_steps = len(order) // world // bs or 1
-        losses = []
-        for step in range(n_steps):
-            batch = collate([examples[i] for i in shard[step * bs:(step + 1) * bs]], pad_id)
-            batch = {k: v.to(device) for k, v in batch.items()}
+        # Same batches on every worker (seeded), so all take the same number of DDP steps.
+        batches = source_stratified_batches(sources, cfg.optim.batch_size, seed, epoch)
+        losses, aligns = [], []
+        for global_batch in batches:
+            local = shard_batch(global_batch, sources, rank, world)
+            batch = {k: v.to(device) for k, v in collate([examples[i] for i in local], pad_id).items()}
             started = time.perf_counter()
-            loss = model(**batch).loss
+            loss, lm_loss, align = train_step_loss(model, batch, align_lambda, world > 1)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step_seconds += time.perf_counter() - started
             tokens += int(batch["attention_mask"].sum())
-            losses.append(loss.item())
+            losses.append(lm_loss.item())
+            aligns.append(align)
         if on_epoch:
-            on_epoch(epoch, sum(losses) / len(losses))
+            on_epoch(epoch, sum(losses) / len(losses), sum(aligns) / len(aligns))
     return {"train_tokens": tokens, "train_step_seconds": step_seconds,
             "train_tokens_per_second": tokens / step_seconds if step_seconds else 0.0}
 
@@ -124,17 +141,23 @@ def train_loop_per_worker(loop_config: dict) -> None:
     if cell.trains:
         uri = loop_config.get("augmented_uri")
         augmented = read_generated(uri) if uri else None
-        frame = build_training_frame(cfg, cell, augmented)
+        frame, mitigation_stats = build_training_frame(cfg, cell, augmented)
+        metrics.update(mitigation_stats)
         examples = tokenize_examples(frame, tokenizer, cfg.optim.max_length, cfg.optim.train_on)
         model = lora_wrap(model, cfg)
         model = ray.train.torch.prepare_model(model) if world > 1 else model
 
-        def on_epoch(epoch: int, loss: float) -> None:
-            ray.train.report({"epoch": epoch, "train_loss": loss})
+        align_lambda = cfg.mitigation.loss_lambda if cell.mitigation == "loss" else 0.0
+
+        def on_epoch(epoch: int, loss: float, align: float) -> None:
+            report = {"epoch": epoch, "train_loss": loss}
+            if align_lambda:
+                report["train_alignment_loss"] = align   # the loss mitigation's own term
+            ray.train.report(report)
 
         train_started = time.perf_counter()
         metrics.update(train_epochs(model, examples, cfg, cell.seed, rank, world,
-                                    tokenizer.pad_token_id, device, on_epoch))
+                                    tokenizer.pad_token_id, device, on_epoch, align_lambda))
         metrics["train_seconds"] = time.perf_counter() - train_started
         metrics["n_augmented_rows"] = float((frame["source"] == "augmented").sum())
         metrics["n_original_rows"] = float((frame["source"] == "original").sum())

@@ -1,21 +1,99 @@
-"""Mitigations applied to the augmented rows of a mix: none, token (more land with the Mitigation issue).
+"""Mitigations applied to the augmented rows of a mix; the originals are never changed.
 
-token: a bias-warning sentence is prepended to augmented examples only; originals are untouched.
+  none   nothing.
+  token  a configurable bias-warning sentence is prepended to every augmented example.
+  mask   sensitive cues in augmented examples (gendered words and pronouns, names from the
+         project's name lists, culture and nationality words) are replaced, whole words only and
+         case-aware, by a mask token or a neutral word; the counts replaced are returned.
+  loss   the data are untouched; the training loop adds λ·alignment (training/alignment.py).
 A mitigation at γ = 0 has no augmented rows to act on: the grid collapses those cells.
+
+    python -m training.mitigations "He told Emma that his Spanish sister is a nurse."
 """
 from __future__ import annotations
+
+import re
+import sys
+from functools import lru_cache
 
 import pandas as pd
 
 from bias.config import MitigationConfig
+from bias.vocabulary import CULTURE_WORDS, GENDERED_WORDS, NAMES, word_pattern
+
+NEUTRAL_GENDER_WORDS = {
+    "he": "they", "she": "they", "him": "them", "his": "their", "her": "their", "hers": "theirs",
+    "himself": "themself", "herself": "themself", "man": "person", "woman": "person",
+    "men": "people", "women": "people", "male": "", "female": "", "boy": "child", "girl": "child",
+    "boys": "children", "girls": "children", "father": "parent", "mother": "parent",
+    "son": "child", "daughter": "child", "husband": "spouse", "wife": "spouse",
+    "brother": "sibling", "sister": "sibling", "mr": "Mx", "mrs": "Mx", "ms": "Mx", "miss": "Mx",
+    "gentleman": "person", "lady": "person", "masculine": "", "feminine": "", "king": "monarch",
+    "queen": "monarch", "uncle": "relative", "aunt": "relative",
+}
+NEUTRAL_NAME = "Alex"
+NEUTRAL_CULTURE_WORD = "local"
 
 
-def apply_mitigation(mixed: pd.DataFrame, mitigation: str, settings: MitigationConfig) -> pd.DataFrame:
-    if mitigation == "none":
-        return mixed
+@lru_cache(maxsize=1)
+def _cue_patterns() -> dict[str, re.Pattern[str]]:
+    gender = tuple(sorted({w for words in GENDERED_WORDS.values() for w in words}))
+    names = tuple(sorted({n for names in NAMES.values() for n in names}))
+    culture = tuple(sorted({w for words in CULTURE_WORDS.values() for w in words}))
+    return {"gender": word_pattern(gender), "name": word_pattern(names, case_sensitive=True),
+            "culture": word_pattern(culture)}
+
+
+def _match_case(original: str, replacement: str) -> str:
+    if not replacement:
+        return replacement
+    if original.isupper() and len(original) > 1:
+        return replacement.upper()
+    if original[0].isupper():
+        return replacement[0].upper() + replacement[1:]
+    return replacement
+
+
+def mask_text(text: str, mode: str = "token", mask_token: str = "[MASK]") -> tuple[str, dict[str, int]]:
+    """Replace every cue in `text`; returns (masked text, replacements per cue kind)."""
+    counts = {}
+    for kind, pattern in _cue_patterns().items():
+        def replace(match: re.Match[str]) -> str:
+            word = match.group(0)
+            if mode == "token":
+                return mask_token
+            if kind == "gender":
+                return _match_case(word, NEUTRAL_GENDER_WORDS.get(word.lower(), ""))
+            return NEUTRAL_NAME if kind == "name" else NEUTRAL_CULTURE_WORD
+        text, counts[kind] = pattern.subn(replace, text)
+    text = re.sub(r" {2,}", " ", re.sub(r" +([.,;:!?])", r"\1", text)).strip()
+    return text, counts
+
+
+def apply_mitigation(mixed: pd.DataFrame, mitigation: str,
+                     settings: MitigationConfig) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The mix with the mitigation applied to its augmented rows, plus figures to log."""
+    if mitigation in ("none", "loss"):
+        return mixed, {}
+    out = mixed.copy()
+    is_aug = out["source"] == "augmented"
     if mitigation == "token":
-        out = mixed.copy()
-        is_aug = out["source"] == "augmented"
         out.loc[is_aug, "text"] = settings.token_text + " " + out.loc[is_aug, "text"]
-        return out
-    raise ValueError(f"mitigation {mitigation!r} is not implemented")
+        return out, {"token_prefixed_rows": float(is_aug.sum())}
+    if mitigation == "mask":
+        totals = {"gender": 0, "name": 0, "culture": 0}
+        masked = []
+        for text in out.loc[is_aug, "text"]:
+            new, counts = mask_text(text, settings.mask_mode, settings.mask_token)
+            masked.append(new)
+            for kind, n in counts.items():
+                totals[kind] += n
+        out.loc[is_aug, "text"] = masked
+        return out, {f"mask_replaced_{k}": float(v) for k, v in totals.items()} | {
+            "mask_replaced_total": float(sum(totals.values()))}
+    raise ValueError(f"unknown mitigation {mitigation!r}")
+
+
+if __name__ == "__main__":
+    print(mask_text(" ".join(sys.argv[1:]), "token"))
+    print(mask_text(" ".join(sys.argv[1:]), "neutral"))

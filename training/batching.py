@@ -1,0 +1,39 @@
+"""Batches that hold both sources (original and augmented) in the mix's proportion γ.
+
+Every cell of a grid uses the same sampler, so the loss mitigation (which needs both sources in
+each batch) is compared against the other mitigations on identical batches. Global batches are
+built first, then split across Ray Train workers source by source, so each worker holds both
+sources too.
+"""
+from __future__ import annotations
+
+import random
+
+
+def source_stratified_batches(sources: list[str], batch_size: int, seed: int,
+                              epoch: int) -> list[list[int]]:
+    """Index batches for one epoch. Every row is used once; each batch gets a slice of both
+    shuffled sources in proportion, so batch b's share of augmented rows is γ up to rounding."""
+    original = [i for i, s in enumerate(sources) if s != "augmented"]
+    augmented = [i for i, s in enumerate(sources) if s == "augmented"]
+    rng = random.Random(f"batches-{seed}-{epoch}")
+    rng.shuffle(original)
+    rng.shuffle(augmented)
+    n_batches = max(1, len(sources) // batch_size)
+
+    def part(pool: list[int], b: int) -> list[int]:
+        return pool[b * len(pool) // n_batches:(b + 1) * len(pool) // n_batches]
+
+    batches = [part(original, b) + part(augmented, b) for b in range(n_batches)]
+    for batch in batches:
+        rng.shuffle(batch)
+    return batches
+
+
+def shard_batch(batch: list[int], sources: list[str], rank: int, world: int) -> list[int]:
+    """This worker's share of a global batch, taken per source so each worker gets both."""
+    original = [i for i in batch if sources[i] != "augmented"]
+    augmented = [i for i in batch if sources[i] == "augmented"]
+    # Rotate the augmented split by the original remainder so no worker ends up with none.
+    offset = len(original) % world
+    return original[rank::world] + augmented[(rank - offset) % world::world]
