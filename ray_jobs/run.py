@@ -19,6 +19,7 @@ import yaml
 
 from bias.config import ConfigError, ExperimentConfig, load_config
 from bias.paths import MissingDataError
+from ray_jobs.analyses import run_analyses
 from ray_jobs.tracking import (TAG_KIND, CellRunLogger, TrackingUnreachableError,
                                check_tracking_reachable, resolve_tracking_uri)
 
@@ -146,6 +147,7 @@ def run_experiment(cfg: ExperimentConfig, address: str | None = None,
         mlflow.log_metric("generation_seconds", time.perf_counter() - gen_started)
         log_generated(mlflow, generated, cfg)
         check_enough_generations(generated, cfg)
+        run_analyses(cfg, generated, mlflow, echo)
 
         echo(f"grid: {len(cells)} cells, {max_concurrent} at a time, engine={engine}")
         trainable = tune.with_resources(

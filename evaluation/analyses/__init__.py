@@ -1,0 +1,1 @@
+"""Misalignment analyses logged on the parent run: data distribution, group data, values."""
