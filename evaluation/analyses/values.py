@@ -20,7 +20,8 @@ import string
 from pathlib import Path
 
 import torch
-from scipy.spatial.distance import jensenshannon
+import numpy as np
+from scipy.special import rel_entr
 
 from evaluation.scoring import label_loglikelihoods
 
@@ -79,6 +80,15 @@ def model_distributions(model, tokenizer, rows: list[dict], batch_size: int = 16
     return out
 
 
+def js_distance(p: list[float], q: list[float]) -> float:
+    """JS distance, base 2; clamped at 0 (scipy's returns NaN when rounding makes it negative)."""
+    p_arr = np.asarray(p, dtype=float) / np.sum(p)
+    q_arr = np.asarray(q, dtype=float) / np.sum(q)
+    m = (p_arr + q_arr) / 2
+    divergence = (rel_entr(p_arr, m).sum() + rel_entr(q_arr, m).sum()) / (2 * np.log(2))
+    return float(np.sqrt(max(divergence, 0.0)))
+
+
 def js_distances(rows: list[dict], distributions: list[list[float]]) -> dict[str, float]:
     """Mean JS distance per culture (over its countries' questions) and per country."""
     per_country: dict[str, list[float]] = {}
@@ -86,9 +96,7 @@ def js_distances(rows: list[dict], distributions: list[list[float]]) -> dict[str
         for country, shares in row["selections"].items():
             if len(shares) != len(model_dist) or not sum(shares):
                 continue
-            total = sum(shares)
-            per_country.setdefault(country, []).append(
-                float(jensenshannon(model_dist, [s / total for s in shares], base=2)))
+            per_country.setdefault(country, []).append(js_distance(model_dist, shares))
     metrics = {}
     for culture, countries in CULTURE_COUNTRIES.items():
         values = [d for c in countries for d in per_country.get(c, [])]
