@@ -57,6 +57,8 @@ class GenerationConfig(Strict):
     tensor_parallel_size: int = Field(1, ge=1)
     max_model_len: int = Field(4096, ge=256)
     cache_dir: str | None = Field(None, description="defaults to <storage>/generations")
+    # A LoRA adapter on top of `model` (multi-round: the previous round's fine-tuned model).
+    adapter: str | None = None
 
 
 class ModelConfig(Strict):
@@ -154,6 +156,10 @@ class ExperimentConfig(Strict):
     seeds: list[int] = [0]
     # Evaluate the untrained model once per experiment, as the reference row.
     evaluate_base_model: bool = True
+    # Multi-round self-augmentation after the grid: round k's fine-tuned model generates the
+    # neutral data of round k+1 (1 = off). Each round mixes at round_ratio (the paper: 0.5).
+    rounds: int = Field(1, ge=1, le=20)
+    round_ratio: float = Field(0.5, gt=0.0, lt=1.0)
     data: DataConfig = DataConfig()
     generation: GenerationConfig = GenerationConfig()
     model: ModelConfig = ModelConfig()

@@ -127,5 +127,36 @@ def load_causal_lm(name: str, dtype: torch.dtype, device: str = "cpu"):
     return model.to(device)
 
 
+def local_dir(path: str) -> str:
+    """A local directory with the contents of `path` (a local dir or a pyarrow filesystem URI)."""
+    if "://" not in path:
+        return path
+    import tempfile
+
+    import pyarrow.fs as pafs
+    fs, inner = pafs.FileSystem.from_uri(path)
+    target = tempfile.mkdtemp(prefix="bias-inherit-")
+    pafs.copy_files(inner, target, source_filesystem=fs)
+    return target
+
+
+def adapter_digest(path: str) -> str:
+    """Content hash of a LoRA adapter's weights: part of the generation cache key."""
+    import hashlib
+    folder = Path(local_dir(path))
+    digest = hashlib.sha256()
+    for weights in sorted(folder.glob("adapter_model.*")):
+        digest.update(weights.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def with_adapter(model, adapter: str | None):
+    """The model wrapped by a LoRA adapter (not merged), or the model itself."""
+    if not adapter:
+        return model
+    from peft import PeftModel
+    return PeftModel.from_pretrained(model, local_dir(adapter))
+
+
 if __name__ == "__main__":
     print(resolve_model(sys.argv[1] if len(sys.argv) > 1 else SMOLLM2))

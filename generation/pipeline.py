@@ -22,7 +22,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from bias.config import ExperimentConfig
-from bias.models import resolve_model
+from bias.models import adapter_digest, resolve_model
 from bias.taxonomy import parse_bias_type
 from generation.engines import pick_engine
 from generation.parse import drop_counts, mark_duplicates, postprocess
@@ -65,7 +65,8 @@ def generation_key(cfg: ExperimentConfig, bias_type: str, seed: int) -> dict:
     return {"social_bias": cfg.social_bias, "bias_type": bias_type, "generator": g.model,
             "prompt_version": g.prompt_version, "strength": g.strength,
             "n": g.samples_per_type, "seed": seed, "temperature": g.temperature,
-            "top_p": g.top_p, "max_new_tokens": g.max_new_tokens}
+            "top_p": g.top_p, "max_new_tokens": g.max_new_tokens,
+            **({"adapter": adapter_digest(g.adapter)} if g.adapter else {})}
 
 
 def key_hash(inputs: dict) -> str:
@@ -80,13 +81,16 @@ def _run_engine(ds, cfg: ExperimentConfig, engine: str):
     import ray.data
     g = cfg.generation
     if engine == "vllm":
+        if g.adapter:
+            raise ValueError("generation.adapter (multi-round) runs on the HF engine; set "
+                             "generation.engine=hf for multi-round experiments")
         from generation.engines.vllm_engine import build_vllm_processor
         return build_vllm_processor(resolve_model(g.model), g)(ds)
     from generation.engines.hf_engine import HFGenerator
     return ds.map_batches(
         HFGenerator, batch_size=g.batch_size, num_cpus=g.cpus_per_actor,
         fn_constructor_kwargs={"model_name": g.model, "dtype": cfg.model.dtype,
-                               "threads": max(1, round(g.cpus_per_actor))},
+                               "threads": max(1, round(g.cpus_per_actor)), "adapter": g.adapter},
         compute=ray.data.ActorPoolStrategy(size=g.actors))
 
 

@@ -111,12 +111,10 @@ def run_experiment(cfg: ExperimentConfig, address: str | None = None,
     preflight(cfg, tracking_uri)
 
     import mlflow
-    from ray import tune
 
     from generation.engines import pick_engine
     from generation.pipeline import generate
     from training.grid import derive_max_concurrent_trials, expand_cells
-    from training.trial import run_cell_trial
 
     ray = connect_ray(address)
     storage = storage_uri(cfg.storage_path)
@@ -150,25 +148,9 @@ def run_experiment(cfg: ExperimentConfig, address: str | None = None,
         run_analyses(cfg, generated, mlflow, echo)
 
         echo(f"grid: {len(cells)} cells, {max_concurrent} at a time, engine={engine}")
-        trainable = tune.with_resources(
-            tune.with_parameters(run_cell_trial, experiment=cfg.model_dump(mode="json"),
-                                 augmented_uris={f"{t}|{s}": g.uri for (t, s), g in generated.items()}),
-            {"cpu": cfg.resources.driver_cpus, **cfg.resources.driver_resources})
-        logger = CellRunLogger(tracking_uri, experiment.experiment_id, parent.info.run_id,
-                               {c.cell_id: c.model_dump() for c in cells},
-                               {"social_bias": cfg.social_bias, "model": cfg.model.name,
-                                "generator": cfg.generation.model,
-                                "dataset_size": str(cfg.data.dataset_size)}, storage)
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"cell": tune.grid_search([c.model_dump() for c in cells]),
-                         "train_storage": f"{storage}/train"},
-            tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent),
-            run_config=tune.RunConfig(
-                name=f"{cfg.name}-{parent.info.run_id[:8]}", storage_path=storage,
-                callbacks=[logger], verbose=0,
-                failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures)),
-        )
+        tuner = build_tuner(cfg, cells, {f"{t}|{s}": g.uri for (t, s), g in generated.items()},
+                            tracking_uri, experiment.experiment_id, parent.info.run_id,
+                            f"{cfg.name}-{parent.info.run_id[:8]}", max_concurrent)
         grid_started = time.perf_counter()
         results = tuner.fit()
         mlflow.log_metric("grid_seconds", time.perf_counter() - grid_started)
@@ -178,7 +160,37 @@ def run_experiment(cfg: ExperimentConfig, address: str | None = None,
             raise ExperimentError(f"{len(failed)} of {len(cells)} cells failed; finished cells "
                                   f"are in MLflow run {parent.info.run_id}. First error: "
                                   f"{str(failed[0].error).splitlines()[0]}")
+        if cfg.rounds > 1:
+            from ray_jobs.rounds import run_rounds
+            run_rounds(cfg, tracking_uri, experiment.experiment_id, parent.info.run_id, echo)
         return parent.info.run_id
+
+
+def build_tuner(cfg: ExperimentConfig, cells: list, augmented_uris: dict[str, str],
+                tracking_uri: str, experiment_id: str, parent_run_id: str, name: str,
+                max_concurrent: int):
+    """One Tune trial per cell, each a TorchTrainer; child runs logged by CellRunLogger."""
+    from ray import tune
+
+    from training.trial import run_cell_trial
+    trainable = tune.with_resources(
+        tune.with_parameters(run_cell_trial, experiment=cfg.model_dump(mode="json"),
+                             augmented_uris=augmented_uris),
+        {"cpu": cfg.resources.driver_cpus, **cfg.resources.driver_resources})
+    logger = CellRunLogger(tracking_uri, experiment_id, parent_run_id,
+                           {c.cell_id: c.model_dump() for c in cells},
+                           {"social_bias": cfg.social_bias, "model": cfg.model.name,
+                            "generator": cfg.generation.model,
+                            "dataset_size": str(cfg.data.dataset_size)}, cfg.storage_path)
+    return tune.Tuner(
+        trainable,
+        param_space={"cell": tune.grid_search([c.model_dump() for c in cells]),
+                     "train_storage": f"{cfg.storage_path}/train"},
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent),
+        run_config=tune.RunConfig(
+            name=name, storage_path=cfg.storage_path, callbacks=[logger], verbose=0,
+            failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures)),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

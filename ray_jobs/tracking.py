@@ -16,7 +16,7 @@ import pandas as pd
 TAG_KIND = "bias_inherit.kind"          # parent | cell
 TAG_CELL = "bias_inherit.cell_id"
 TAG_PARENT = "mlflow.parentRunId"
-CELL_PARAMS = ("cell_id", "kind", "bias_type", "ratio", "mitigation", "seed")
+CELL_PARAMS = ("cell_id", "kind", "bias_type", "ratio", "mitigation", "seed", "round")
 # Keys Tune adds to every result; they are bookkeeping, not metrics of the cell.
 _TUNE_KEYS = {"done", "training_iteration", "timestamp", "time_this_iter_s", "time_total_s",
               "pid", "hostname", "node_ip", "time_since_restore", "iterations_since_restore",

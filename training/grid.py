@@ -26,16 +26,20 @@ class Cell(BaseModel):
     ratio: float
     mitigation: str
     seed: int
+    round: int = 0          # multi-round self-augmentation: 1..K; 0 for grid cells
 
     @property
     def trains(self) -> bool:
         return self.kind == "train"
 
 
-def make_cell(kind: str, bias_type: str, ratio: float, mitigation: str, seed: int) -> Cell:
+def make_cell(kind: str, bias_type: str, ratio: float, mitigation: str, seed: int,
+              round: int = 0) -> Cell:
     cell_id = "base" if kind == "base" else f"r{ratio:.2f}-{bias_type}-{mitigation}-s{seed}"
+    if round:
+        cell_id = f"round{round}-{cell_id}"
     return Cell(cell_id=cell_id, kind=kind, bias_type=bias_type, ratio=ratio,
-                mitigation=mitigation, seed=seed)
+                mitigation=mitigation, seed=seed, round=round)
 
 
 def expand_cells(cfg: ExperimentConfig) -> list[Cell]:

@@ -30,7 +30,8 @@ def build_training_frame(cfg: ExperimentConfig, cell: Cell,
                          augmented: pd.DataFrame | None) -> tuple[pd.DataFrame, dict[str, float]]:
     """D_o mixed with the cell's D_a at γ, mitigation applied to the augmented rows."""
     original = load_original(cfg.data.original, "train", cfg.data.dataset_size, seed=cell.seed)
-    mixed = mix(original, augmented, cell.ratio, cfg.data.dataset_size, seed=cell.seed)
+    mixed = mix(original, augmented, cell.ratio, cfg.data.dataset_size, seed=cell.seed,
+                allow_shortfall=cell.round > 0)
     return apply_mitigation(mixed, cell.mitigation, cfg.mitigation)
 
 

@@ -26,10 +26,15 @@ def mix_counts(ratio: float, size: int) -> tuple[int, int]:
 
 
 def mix(original: pd.DataFrame, augmented: pd.DataFrame | None, ratio: float, size: int,
-        seed: int) -> pd.DataFrame:
-    """Deterministic mix with a `source` column ('original' / 'augmented'), shuffled."""
+        seed: int, allow_shortfall: bool = False) -> pd.DataFrame:
+    """Deterministic mix with a `source` column ('original' / 'augmented'), shuffled.
+
+    allow_shortfall: when fewer augmented rows exist than γ asks for, fill |D| with originals
+    instead of failing (multi-round runs, where a degraded generator is itself the finding)."""
     n_orig, n_aug = mix_counts(ratio, size)
     n_avail = 0 if augmented is None else len(augmented)
+    if allow_shortfall and n_aug > n_avail:
+        n_orig, n_aug = size - n_avail, n_avail
     if n_orig > len(original):
         raise NotEnoughDataError(f"γ={ratio}, |D|={size} needs {n_orig} original rows, "
                                  f"only {len(original)} exist")

@@ -38,5 +38,8 @@ def run_cell_trial(tune_config: dict, experiment: dict, augmented_uris: dict[str
             failure_config=ray.train.FailureConfig(max_failures=res.max_failures),
             callbacks=[TuneReportCallback()]),
     )
-    trainer.fit()
-    tune.report({"trial_seconds": time.perf_counter() - started})
+    result = trainer.fit()
+    final = {"trial_seconds": time.perf_counter() - started}
+    if result.checkpoint is not None:
+        final["adapter_path"] = result.checkpoint.path   # the next round's generator reads it
+    tune.report(final)

@@ -10,16 +10,17 @@ import hashlib
 import numpy as np
 import torch
 
-from bias.models import load_causal_lm, load_tokenizer, pick_dtype
+from bias.models import load_causal_lm, load_tokenizer, pick_dtype, with_adapter
 
 
 class HFGenerator:
-    def __init__(self, model_name: str, dtype: str = "auto", threads: int | None = None):
+    def __init__(self, model_name: str, dtype: str = "auto", threads: int | None = None,
+                 adapter: str | None = None):
         if threads:
             torch.set_num_threads(threads)
         self.dtype = pick_dtype(dtype, "cpu")
         self.tokenizer = load_tokenizer(model_name, padding_side="left")
-        self.model = load_causal_lm(model_name, self.dtype).eval()
+        self.model = with_adapter(load_causal_lm(model_name, self.dtype), adapter).eval()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         prompts = [str(p) for p in batch["prompt"]]
