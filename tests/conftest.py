@@ -30,7 +30,9 @@ def tiny_model() -> str:
 def ray_local():
     import ray
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        # Keep the dashboard: it serves the State API that Ray Train's placement-group cleaner
+        # polls; without it the cleaner can remove a live trial's placement group.
+        ray.init(num_cpus=2, log_to_driver=False)
     yield ray
     ray.shutdown()
 
