@@ -96,19 +96,42 @@ def results_table(frame, filters: dict, metrics: list[str] | None):
             .drop(columns="_b").reset_index(drop=True))
 
 
+_SHORT_WORDS = {"accuracy": "acc", "salary": "sal", "recommendation": "rec", "ratio": "γ",
+                "mitigation": "mitig", "parse_rate": "parsed", "female": "f", "male": "m"}
+
+
+def _short(column: str) -> str:
+    task, _, metric = column.rpartition("/")
+    for long, short in _SHORT_WORDS.items():
+        metric = metric.replace(long, short)
+    return f"{''.join(w[0] for w in task.split('_'))}/{metric}" if task else metric
+
+
 def _print_rich(table, title: str) -> None:
+    """One line per cell: the cell id is dropped (its parts have their own columns) and task
+    names are abbreviated to initials (occupation_classification -> oc), listed in the caption."""
     from rich.console import Console
     from rich.table import Table
-    view = Table(title=title, show_lines=False)
-    for col in table.columns:
-        view.add_column(col.replace("occupation_classification/", "occ/")
-                        .replace("salary_recommendation/", "salary/"), overflow="fold")
-    for _, row in table.iterrows():
+    shown = table.drop(columns=["cell"]) if "cell" in table else table
+    if "status" in shown and (shown["status"] == "FINISHED").all():
+        shown = shown.drop(columns=["status"])
+    tasks = sorted({c.rpartition("/")[0] for c in shown.columns if "/" in c})
+    view = Table(title=title, caption=", ".join(f"{_short(t + '/x')[:-2]} = {t}" for t in tasks))
+    for col in shown.columns:
+        view.add_column(_short(col), no_wrap=True)
+    for _, row in shown.iterrows():
         view.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.tolist()])
-    Console(width=200).print(view)
+    Console().print(view)
+
+
+def _quiet_warnings() -> None:
+    import warnings
+    for category in (UserWarning, FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
 
 
 def main(argv: list[str] | None = None) -> int:
+    _quiet_warnings()
     parser = argparse.ArgumentParser(prog="bias-inherit", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -48,17 +48,24 @@ def preflight(cfg: ExperimentConfig, tracking_uri: str) -> None:
             raise ExperimentError("data.original=hub needs the `datasets` package") from None
 
 
+# Worker-side noise that says nothing about the run: weight-loading bars, advisory warnings.
+QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
+             "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "TOKENIZERS_PARALLELISM": "false",
+             "PYTHONWARNINGS": "ignore::FutureWarning,ignore::UserWarning"}
+
+
 def connect_ray(address: str | None):
     import ray
     address = address or os.environ.get("RAY_ADDRESS")
     if ray.is_initialized():
         return ray
+    runtime_env = {"env_vars": QUIET_ENV}
     try:
         if address:
-            ray.init(address=address, log_to_driver=True)
+            ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
         else:
             # The dashboard also serves the State API that Ray Train's placement-group cleaner polls.
-            ray.init(log_to_driver=True)
+            ray.init(log_to_driver=True, runtime_env=runtime_env)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ExperimentError(f"cannot connect to Ray at {address or 'a new local cluster'}: "
                               f"{str(e).splitlines()[0]}") from None
