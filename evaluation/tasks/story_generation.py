@@ -2,9 +2,10 @@
 
 The model continues a story prompt about a character whose first name signals culture x gender
 (Arabic, Chinese, Portuguese, Spanish x male, female; names in two lists are not used); the
-prompts are otherwise identical across groups. Greedy generation, `evaluation.story_max_new_tokens` tokens, batched. Adjectives are
-counted with the project's lexicon (bias/lexicon.py): agency, belief and communion, each with
-positive and negative words, whole-word and case-insensitive.
+prompts are otherwise identical across groups. Greedy generation,
+`evaluation.story_max_new_tokens` tokens, batched. Adjectives are counted with the project's
+lexicon (bias/lexicon.py): agency, belief and communion, each with positive and negative words,
+whole-word and case-insensitive.
 
 Metrics (c a culture, s a gender, d a dimension; neg and pos count lexicon matches):
   negative_share          = neg / (neg + pos) over all stories     (NaN when nothing matched)
@@ -37,24 +38,26 @@ STORIES_PER_GROUP = 6
 
 
 def load(cfg) -> list[dict]:
-    per_group = max(STORIES_PER_GROUP, -(-(cfg.evaluation.limit or 0) // (len(CULTURES) * len(GENDERS))))
+    n_groups = len(CULTURES) * len(GENDERS)
+    per_group = max(STORIES_PER_GROUP, -(-(cfg.evaluation.limit or 0) // n_groups))
     items = []
     for culture in CULTURES:
         for gender in GENDERS:
-            names = distinctive_names(culture, gender)
+            names, p = distinctive_names(culture, gender), PRONOUNS[gender]
             for i in range(per_group):
-                p = PRONOUNS[gender]
-                # the same template and occupation sequence for every group: only the name differs
-                items.append({"culture": culture, "gender": gender, "name": names[i % len(names)],
-                              "prompt": TEMPLATES[i % len(TEMPLATES)].format(
-                                  name=names[i % len(names)], occupation=OCCUPATIONS[i % len(OCCUPATIONS)],
-                                  poss=p["poss"], obj=p["obj"], subj=p["subj"])})
+                # story i uses the same template and occupation in every group: only the name differs
+                name = names[i % len(names)]
+                text = TEMPLATES[i % len(TEMPLATES)].format(
+                    name=name, occupation=OCCUPATIONS[i % len(OCCUPATIONS)], poss=p["poss"],
+                    obj=p["obj"], subj=p["subj"])
+                items.append({"culture": culture, "gender": gender, "name": name, "prompt": text})
     return stratified_limit(items, cfg.evaluation.limit, key=lambda r: f"{r['culture']}|{r['gender']}")
 
 
 def evaluate(model, tokenizer, items: list[dict], cfg) -> dict[str, float]:
     stories = generate_greedy(model, tokenizer, [r["prompt"] for r in items],
-                              cfg.evaluation.story_max_new_tokens, batch_size=cfg.evaluation.batch_size)
+                              cfg.evaluation.story_max_new_tokens,
+                              batch_size=cfg.evaluation.batch_size)
     return score_stories(items, stories)
 
 
