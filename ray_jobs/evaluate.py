@@ -85,14 +85,19 @@ def _data_dir_first(path: str | None):
             os.environ["BIAS_INHERIT_DATA_DIR"] = old
 
 
+def check_adapter(adapter: str | None) -> None:
+    from bias.models import ModelUnavailableError
+    if adapter and not (Path(adapter) / "adapter_config.json").is_file():
+        raise ModelUnavailableError(f"--adapter {adapter}: no adapter_config.json there; give a "
+                                    f"peft LoRA adapter directory (a cell's checkpoint)")
+
+
 def load_model(name: str, adapter: str | None, dtype_preference: str = "auto"):
     """(model, tokenizer) in eval mode; the adapter, if any, wraps the base model unmerged."""
     import torch
 
     from bias.models import ModelUnavailableError, load_causal_lm, load_tokenizer, pick_dtype
-    if adapter and not (Path(adapter) / "adapter_config.json").is_file():
-        raise ModelUnavailableError(f"--adapter {adapter}: no adapter_config.json there; give a "
-                                    f"peft LoRA adapter directory (a cell's checkpoint)")
+    check_adapter(adapter)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         tokenizer = load_tokenizer(name)
@@ -109,6 +114,7 @@ def evaluate_command(args) -> int:
     from evaluation.runner import evaluate_suite, load_suite
     started = time.perf_counter()
     cfg = build_config(args)
+    check_adapter(args.adapter)          # every user error before the data and the model load
     with _data_dir_first(args.data_dir):
         items = load_suite(cfg)
     model, tokenizer = load_model(args.model, args.adapter, args.dtype)
