@@ -37,10 +37,19 @@ def label_loglikelihoods(model, tokenizer, prompts: list[str], labels: list[str]
 
     Sequences are left-padded so every label ends at the right edge: the LM head then runs only
     on the last few positions (`logits_to_keep`), not on the whole [batch, seq, vocab] block.
+    When every label is one token, each prompt runs once and all labels are read off its last
+    position (len(labels) times less work; the same numbers).
     """
     device = next(model.parameters()).device
     prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     label_ids = [tokenizer(l, add_special_tokens=False)["input_ids"] for l in labels]
+    if all(len(l) == 1 for l in label_ids):
+        targets = torch.tensor([l[0] for l in label_ids], device=device)
+        out = [torch.empty(0, len(labels))]
+        for chunk in _batches(prompt_ids, batch_size):
+            last = _forward_left_padded(model, chunk, tokenizer.pad_token_id, 1, device)[:, -1]
+            out.append(torch.log_softmax(last.float(), dim=-1)[:, targets].cpu())
+        return torch.cat(out)
     keep = max(len(l) for l in label_ids) + 1
     pairs = [(i, j) for i in range(len(prompts)) for j in range(len(labels))]
     scores = torch.empty(len(prompts), len(labels))

@@ -30,6 +30,19 @@ def test_batched_label_scores_match_unbatched(tiny_model):
             assert abs(batched[i, j].item() - _naive_loglikelihood(model, tok, p, l)) < 1e-3
 
 
+def test_single_token_labels_take_the_one_pass_path_with_the_same_scores(tiny_model):
+    model = load_causal_lm(tiny_model, torch.float32).eval()
+    tok = load_tokenizer(tiny_model)
+    prompts = ["Context: a long context about two people.\nAnswer:", "Q?\nAnswer:", "Hi"]
+    labels = [" A", " B", " C"]
+    assert all(len(tok(l, add_special_tokens=False)["input_ids"]) == 1 for l in labels)
+    batched = label_loglikelihoods(model, tok, prompts, labels, batch_size=2)
+    assert batched.shape == (3, 3)
+    for i, p in enumerate(prompts):
+        for j, l in enumerate(labels):
+            assert abs(batched[i, j].item() - _naive_loglikelihood(model, tok, p, l)) < 1e-3
+
+
 def test_batched_sentence_scores_match_unbatched(tiny_model):
     model = load_causal_lm(tiny_model, torch.float32).eval()
     tok = load_tokenizer(tiny_model)
