@@ -1,6 +1,7 @@
 """Batched scoring equals one-at-a-time scoring; the limit keeps every group."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from bias.models import load_causal_lm, load_tokenizer
@@ -17,27 +18,17 @@ def _naive_loglikelihood(model, tokenizer, prompt: str, label: str) -> float:
     return sum(logprobs[len(p) - 1 + k, t].item() for k, t in enumerate(l))
 
 
-def test_batched_label_scores_match_unbatched(tiny_model):
+@pytest.mark.parametrize("labels", [[" nurse", " software engineer", " architect"],
+                                    [" A", " B", " C"]],    # all one token: the one-pass path
+                         ids=["multi_token", "single_token"])
+def test_batched_label_scores_match_unbatched(tiny_model, labels):
     model = load_causal_lm(tiny_model, torch.float32).eval()
     tok = load_tokenizer(tiny_model)
     prompts = ["Biography: Emma works at a clinic.\nOccupation:",
                "Biography: A much longer biography about James, who designs libraries and "
                "restores facades in the old town.\nOccupation:", "Hi"]
-    labels = [" nurse", " software engineer", " architect"]
     batched = label_loglikelihoods(model, tok, prompts, labels, batch_size=2)
-    for i, p in enumerate(prompts):
-        for j, l in enumerate(labels):
-            assert abs(batched[i, j].item() - _naive_loglikelihood(model, tok, p, l)) < 1e-3
-
-
-def test_single_token_labels_take_the_one_pass_path_with_the_same_scores(tiny_model):
-    model = load_causal_lm(tiny_model, torch.float32).eval()
-    tok = load_tokenizer(tiny_model)
-    prompts = ["Context: a long context about two people.\nAnswer:", "Q?\nAnswer:", "Hi"]
-    labels = [" A", " B", " C"]
-    assert all(len(tok(l, add_special_tokens=False)["input_ids"]) == 1 for l in labels)
-    batched = label_loglikelihoods(model, tok, prompts, labels, batch_size=2)
-    assert batched.shape == (3, 3)
+    assert batched.shape == (len(prompts), len(labels))
     for i, p in enumerate(prompts):
         for j, l in enumerate(labels):
             assert abs(batched[i, j].item() - _naive_loglikelihood(model, tok, p, l)) < 1e-3
