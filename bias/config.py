@@ -101,6 +101,7 @@ class EvaluationConfig(Strict):
     limit: int | None = Field(None, ge=2, description="items per task, stratified by group")
     batch_size: int = Field(16, ge=1)
     max_new_tokens: int = Field(12, ge=1)
+    story_max_new_tokens: int = Field(64, ge=8, description="length of story_generation's stories")
 
     @field_validator("tasks")
     @classmethod

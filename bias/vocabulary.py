@@ -128,6 +128,13 @@ def names_for(culture: str, gender: str) -> tuple[str, ...]:
                        f"known: {sorted(set(c for c, _ in NAMES))} x {list(GENDERS)}") from None
 
 
+def distinctive_names(culture: str, gender: str) -> tuple[str, ...]:
+    """The group's names that no other list holds ("Marta" is Portuguese and Spanish): the name
+    alone then signals one culture x gender."""
+    others = {n for key, names in NAMES.items() if key != (culture, gender) for n in names}
+    return tuple(n for n in names_for(culture, gender) if n not in others)
+
+
 @lru_cache(maxsize=None)
 def word_pattern(words: tuple[str, ...], case_sensitive: bool = False) -> re.Pattern[str]:
     """Whole-word matcher: 'he' matches 'He' but not 'the' or 'hello'. Names match case-

@@ -6,15 +6,21 @@ import time
 from evaluation.tasks import TASKS
 
 
-def evaluate_suite(model, tokenizer, cfg) -> dict[str, float]:
+def load_suite(cfg) -> dict[str, list[dict]]:
+    """Every configured task's items, loaded up front: a missing dataset fails before any model work."""
+    return {name: TASKS[name].load(cfg) for name in cfg.evaluation.tasks}
+
+
+def evaluate_suite(model, tokenizer, cfg, items: dict[str, list[dict]] | None = None) -> dict[str, float]:
+    """`items`: the output of `load_suite`; tasks missing from it load their items here."""
     model.eval()
     metrics: dict[str, float] = {}
     for name in cfg.evaluation.tasks:
         task = TASKS[name]
         started = time.perf_counter()
-        items = task.load(cfg)
-        for key, value in task.evaluate(model, tokenizer, items, cfg).items():
+        task_items = items[name] if items and name in items else task.load(cfg)
+        for key, value in task.evaluate(model, tokenizer, task_items, cfg).items():
             metrics[f"{name}/{key}"] = float(value)
-        metrics[f"{name}/n_items"] = float(len(items))
+        metrics[f"{name}/n_items"] = float(len(task_items))
         metrics[f"{name}/seconds"] = time.perf_counter() - started
     return metrics

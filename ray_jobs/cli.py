@@ -4,6 +4,7 @@
     bias-inherit validate CONFIG [key=value ...]
     bias-inherit results [--experiment NAME] [--tracking-uri URI] [filters] [--format table|csv|json]
     bias-inherit tasks
+    bias-inherit evaluate --model NAME [--adapter DIR] [--tasks all|a,b] [--limit N] [--data-dir D]
 
 A user mistake (bad config, missing data, unreachable MLflow or Ray) prints one line starting
 with "error:" and exits 2; no traceback.
@@ -160,10 +161,15 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("tasks", help="list the evaluation tasks")
 
+    from ray_jobs.evaluate import add_parser as add_evaluate_parser  # `evaluate` lives there
+    add_evaluate_parser(sub)
+
     args = parser.parse_args(argv)
     if args.command == "run":
         return run_command(args.config, args.overrides, args.address, args.tracking_uri)
     try:
+        if getattr(args, "handler", None):   # subcommands registered by their own module
+            return args.handler(args)
         if args.command == "validate":
             return validate_command(args.config, args.overrides)
         if args.command == "results":

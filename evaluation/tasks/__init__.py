@@ -20,8 +20,18 @@ class Task:
 
 
 def _registry() -> dict[str, Task]:
-    from evaluation.tasks import occupation_classification, salary_recommendation
-    modules = [occupation_classification, salary_recommendation]
+    from evaluation.tasks import (bbq, crows_pairs, hate_speech, occupation_classification,
+                                  recruitment, salary_recommendation, stereoset, story_generation,
+                                  toxigen, winobias)
+    modules = [occupation_classification, salary_recommendation,
+               recruitment,
+               story_generation,
+               hate_speech,
+               toxigen,
+               bbq,
+               crows_pairs,
+               stereoset,
+               winobias]
     return {m.TASK.name: m.TASK for m in modules}
 
 

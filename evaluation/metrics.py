@@ -1,0 +1,80 @@
+"""Metric helpers shared by the tasks: NaN-safe means, macro-F1, per-group values and gaps.
+
+A group with no items gives NaN (never 0), so an absent group cannot pass for a fair one, and
+gaps are taken over the finite values only.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from typing import Callable, Hashable, Iterable, Sequence
+
+NAN = math.nan
+
+
+def slug(name: str) -> str:
+    """A metric-name-safe form of a group name: 'race-color' -> 'race_color'."""
+    return re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_")
+
+
+def mean(values: Iterable[float]) -> float:
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return sum(vals) / len(vals) if vals else NAN
+
+
+def spread(values: Iterable[float]) -> float:
+    """max - min over the finite values; NaN with fewer than two."""
+    finite = [v for v in values if not math.isnan(v)]
+    return max(finite) - min(finite) if len(finite) > 1 else NAN
+
+
+def by_group(keys: Sequence[Hashable], values: Sequence) -> dict[Hashable, list]:
+    """values grouped by their key, keys in sorted order."""
+    groups: dict[Hashable, list] = defaultdict(list)
+    for k, v in zip(keys, values):
+        groups[k].append(v)
+    return {k: groups[k] for k in sorted(groups, key=str)}
+
+
+def macro_f1(gold: Sequence[Hashable], pred: Sequence[Hashable],
+             labels: Sequence[Hashable] | None = None) -> float:
+    """Unweighted mean of per-class F1 over `labels` (default: classes in gold or pred).
+
+    A class with neither gold nor predicted members is skipped; one that is predicted but never
+    gold (or the reverse) scores F1 = 0, as in scikit-learn's macro average.
+    """
+    if not gold:
+        return NAN
+    classes = list(labels) if labels is not None else sorted(set(gold) | set(pred), key=str)
+    scores = []
+    for c in classes:
+        tp = sum(g == c and p == c for g, p in zip(gold, pred))
+        n_gold = sum(g == c for g in gold)
+        n_pred = sum(p == c for p in pred)
+        if n_gold == 0 and n_pred == 0:
+            continue
+        scores.append(2 * tp / (n_gold + n_pred))
+    return sum(scores) / len(scores) if scores else NAN
+
+
+def grouped_scores(metrics: dict[str, float], prefix: str, keys: Sequence[Hashable],
+                   values: Sequence, score: Callable[[list], float]) -> dict[Hashable, float]:
+    """Writes `<prefix>_<group>` = score(values of the group) into `metrics`; returns the scores."""
+    out = {}
+    for group, members in by_group(keys, values).items():
+        out[group] = score(members)
+        metrics[f"{prefix}_{slug(group)}"] = out[group]
+    return out
+
+
+def classification_metrics(gold: Sequence[Hashable], pred: Sequence[Hashable],
+                           classes: Sequence[Hashable], groups: Sequence[Hashable]
+                           ) -> tuple[dict[str, float], dict[Hashable, float]]:
+    """macro_f1, accuracy and macro_f1_<group>; also returns the per-group macro-F1 by group."""
+    metrics = {"macro_f1": macro_f1(gold, pred, classes),
+               "accuracy": mean(g == p for g, p in zip(gold, pred))}
+    per_group = grouped_scores(
+        metrics, "macro_f1", groups, list(zip(gold, pred)),
+        lambda pairs: macro_f1([g for g, _ in pairs], [p for _, p in pairs], classes))
+    return metrics, per_group
