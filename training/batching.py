@@ -21,10 +21,15 @@ def source_stratified_batches(sources: list[str], batch_size: int, seed: int,
     rng.shuffle(augmented)
     n_batches = max(1, len(sources) // batch_size)
 
-    def part(pool: list[int], b: int) -> list[int]:
-        return pool[b * len(pool) // n_batches:(b + 1) * len(pool) // n_batches]
+    def bounds(total: int, b: int) -> tuple[int, int]:
+        return b * total // n_batches, (b + 1) * total // n_batches
 
-    batches = [part(original, b) + part(augmented, b) for b in range(n_batches)]
+    batches = []
+    for b in range(n_batches):
+        size = bounds(len(sources), b)[1] - bounds(len(sources), b)[0]   # batch_size (+1 at most)
+        a0, a1 = bounds(len(augmented), b)                                  # γ of it, spread evenly
+        o0 = bounds(len(sources), b)[0] - a0                                # originals fill the rest
+        batches.append(original[o0:o0 + size - (a1 - a0)] + augmented[a0:a1])
     for batch in batches:
         rng.shuffle(batch)
     return batches
