@@ -41,7 +41,8 @@ _FIRST_PERSON = re.compile(r"(?<![\w'-])(?:I|I'm|I've|I'd|I'll|me|my|mine|myself
 _LIST_LINE = re.compile(r"^\s*(?:[-*•]|\d+[.)]|[A-Za-z][\w ]{0,20}:)\s*\S", re.MULTILINE)
 _OPTIONS = re.compile(r"\b(?:option|variant|bio|biography|example)\s*(?:#\s*)?[1-9]\b",
                       re.IGNORECASE)
-_MARKUP = re.compile(r"```|</?[a-z][^>]*>|^\s*#{1,6}\s|\{\{|\}\}|\[[A-Z][A-Za-z ]*\]", re.MULTILINE)
+_MARKUP = re.compile(r"```|</?[a-z][^>]*>|^\s*#{1,6}\s|^\s*\|.*\|\s*$|\{\{|\}\}|\[[A-Z][A-Za-z ]*\]",
+                     re.MULTILINE)
 _ECHO = re.compile(r"\b(?:2 to 3 sentences|third person|reply with the|stereotypes? about|"
                    r"the job title)\b", re.IGNORECASE)
 _QUOTED = re.compile(r'"[^"\n]*"|“[^”\n]*”')

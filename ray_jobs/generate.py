@@ -69,6 +69,8 @@ def generate_experiment(cfg: ExperimentConfig, address: str | None = None,
         resolve_model(cfg.generation.model)
     except ModelUnavailableError as e:
         raise ExperimentError(str(e)) from None
+    if cfg.generation.engine != "auto":
+        choose_engine(cfg, 0)          # engine=vllm without vllm fails here, before Ray starts
 
     import mlflow
     ray = connect_ray(address)
