@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import yaml
@@ -84,7 +85,10 @@ def log_generated(mlflow, generated: dict, cfg: ExperimentConfig) -> None:
     from generation.balance import balance_table, balance_test, group_shares
     for (bias_type, seed), gen in generated.items():
         frame = gen.read()
-        dataset = mlflow.data.from_pandas(frame, source=gen.uri, name=f"augmented-{bias_type}-s{seed}")
+        with warnings.catch_warnings():   # a local path resolves to two equivalent source kinds
+            warnings.filterwarnings("ignore", message="The specified dataset source")
+            dataset = mlflow.data.from_pandas(frame, source=gen.uri,
+                                              name=f"augmented-{bias_type}-s{seed}")
         mlflow.log_input(dataset, context="augmented",
                          tags={"generation_key": gen.key, "bias_type": bias_type, "seed": str(seed),
                                "cache_hit": str(gen.cache_hit).lower()})
