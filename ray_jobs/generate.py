@@ -102,7 +102,8 @@ def generate_command(config: str, overrides: list[str], address: str | None,
     from bias.config import load_config
     from ray_jobs.cli import _fail, _user_errors
     try:
-        generate_experiment(load_config(config, overrides), address, tracking_uri)
+        generate_experiment(load_config(config, overrides), address, tracking_uri,
+                            echo=lambda *a: print(*a, flush=True))   # progress, even when piped
     except _user_errors() as e:
         return _fail(str(e))
     except KeyboardInterrupt:

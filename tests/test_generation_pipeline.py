@@ -149,6 +149,22 @@ def test_vllm_shaped_rows_through_the_shared_pre_and_postprocess(gen_cfg):
     assert list(table["num_generated_tokens"]) == [20, 0]
 
 
+def test_vllm_is_imported_only_inside_the_gpu_engine():
+    import ast
+
+    from tests.conftest import REPO
+    importers = []
+    for path in REPO.rglob("*.py"):
+        if ".venv" in path.parts or "tests" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "vllm" or n.startswith("vllm.") for n in names):
+                importers.append(str(path.relative_to(REPO)))
+    assert importers == ["generation/engines/vllm_engine.py"]
+
+
 @pytest.mark.gpu
 def test_vllm_engine_generates_on_gpu(gen_cfg, ray_local):
     cfg = gen_cfg.model_copy(update={"generation": gen_cfg.generation.model_copy(

@@ -48,7 +48,8 @@ class HFGenerator:
         new_tokens = out[:, enc["input_ids"].shape[1]:]
         generated = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         n_tokens = (new_tokens != self.tokenizer.pad_token_id).sum(dim=1)
-        batch = dict(batch)
+        # `messages` is vLLM's input; dropping it spares Arrow a column of nested dicts.
+        batch = {k: v for k, v in batch.items() if k != "messages"}
         batch["generated_text"] = np.array(generated, dtype=object)
         batch["num_generated_tokens"] = n_tokens.cpu().numpy()
         return batch
