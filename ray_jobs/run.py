@@ -85,13 +85,14 @@ def log_generated(mlflow, generated: dict, cfg: ExperimentConfig) -> None:
     from generation.balance import balance_table, balance_test, group_shares
     for (bias_type, seed), gen in generated.items():
         frame = gen.read()
-        with warnings.catch_warnings():   # a local path resolves to two equivalent source kinds
+        with warnings.catch_warnings():   # a local path fits two source kinds; ints are ints
             warnings.filterwarnings("ignore", message="The specified dataset source")
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
             dataset = mlflow.data.from_pandas(frame, source=gen.uri,
                                               name=f"augmented-{bias_type}-s{seed}")
-        mlflow.log_input(dataset, context="augmented",
-                         tags={"generation_key": gen.key, "bias_type": bias_type, "seed": str(seed),
-                               "cache_hit": str(gen.cache_hit).lower()})
+            mlflow.log_input(dataset, context="augmented",
+                             tags={"generation_key": gen.key, "bias_type": bias_type,
+                                   "seed": str(seed), "cache_hit": str(gen.cache_hit).lower()})
         prefix = f"generation.{bias_type}.s{seed}"
         table = balance_table(frame, cfg.social_bias)
         test = balance_test(table)
