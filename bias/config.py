@@ -64,7 +64,8 @@ class GenerationConfig(Strict):
     continue_on_error: bool = Field(True, description="failed rows -> __inference_error__, dropped")
     engine_kwargs: dict[str, Any] = {}
     # Seed rows are generated and written in shards of this many rows: a killed run keeps its
-    # finished shards and a rerun generates only the missing ones. Not part of the cache key.
+    # finished shards and a rerun generates only the missing ones (keep shard_size unchanged
+    # between the two: shards are matched by their row range). Not part of the cache key.
     shard_size: int = Field(256, ge=1)
     # Near-duplicates: kept rows whose estimated word-shingle Jaccard similarity to an earlier
     # kept row reaches this are dropped as `duplicate` (1.0 = exact duplicates only).
