@@ -45,7 +45,8 @@ class GenerationConfig(Strict):
     samples_per_type: int = Field(48, ge=1)
     # Strength of the bias instruction: 0 = a hint, 1 = a blunt instruction.
     strength: float = Field(1.0, ge=0.0, le=1.0)
-    prompt_version: str = "v1"
+    # v1: seed row -> bio prompt; v2 adds the row's persona and task format (generation/prompts.py).
+    prompt_version: Literal["v1", "v2"] = "v2"
     max_new_tokens: int = Field(96, ge=8, le=4096)
     temperature: float = Field(0.8, ge=0.0, le=2.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
@@ -53,9 +54,21 @@ class GenerationConfig(Strict):
     # CPU engine: HF actors in the pool; each takes cpus_per_actor.
     actors: int = Field(1, ge=1)
     cpus_per_actor: float = Field(2.0, gt=0)
-    # GPU engine (vLLM via ray.data.llm).
+    # HF engine on GPU nodes: a GPU share per actor (0 = CPU actors).
+    gpus_per_actor: float = Field(0.0, ge=0)
+    # GPU engine (vLLM via ray.data.llm): `actors` replicas (concurrency), each on
+    # tensor_parallel_size GPUs; engine_kwargs are passed to vLLM as they are.
     tensor_parallel_size: int = Field(1, ge=1)
     max_model_len: int = Field(4096, ge=256)
+    continue_on_error: bool = Field(True, description="failed rows -> __inference_error__, dropped")
+    engine_kwargs: dict[str, Any] = {}
+    # Seed rows are generated and written in shards of this many rows: a killed run keeps its
+    # finished shards and a rerun generates only the missing ones (keep shard_size unchanged
+    # between the two: shards are matched by their row range). Not part of the cache key.
+    shard_size: int = Field(256, ge=1)
+    # Near-duplicates: kept rows whose estimated word-shingle Jaccard similarity to an earlier
+    # kept row reaches this are dropped as `duplicate` (1.0 = exact duplicates only).
+    near_duplicate_threshold: float = Field(0.8, gt=0.0, le=1.0)
     cache_dir: str | None = Field(None, description="defaults to <storage>/generations")
     # A LoRA adapter on top of `model` (multi-round: the previous round's fine-tuned model).
     adapter: str | None = None
@@ -121,8 +134,6 @@ class AnalysesConfig(Strict):
     embedder: str = "offline:all-minilm-l6-v2"    # any HF encoder name on a cluster
     permutations: int = Field(500, ge=10)         # p-value resolution is 1/(permutations+1)
     max_texts: int = Field(1000, ge=10)           # per set; the kernel matrix is O(n²) memory
-    # Group-data misalignment: chi-square of group counts against balance (generation stats).
-    group_balance: bool = True
     # Value misalignment on GlobalOpinionQA: "hub", a local file in its schema, or "none".
     values_source: str = "none"
     values_limit: int | None = Field(200, ge=1)

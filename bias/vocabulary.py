@@ -157,6 +157,25 @@ def infer_gender(text: str) -> str | None:
     return "male" if counts["male"] > counts["female"] else "female"
 
 
+def culture_cues(text: str) -> dict[str, int]:
+    """Count culture cues per name culture: first names from NAMES and culture words."""
+    counts = {}
+    for culture in NAME_CULTURES:
+        names = NAMES[(culture, "male")] + NAMES[(culture, "female")]
+        words = names + CULTURE_WORDS.get(culture, ())
+        counts[culture] = len(word_pattern(words).findall(text))
+    return counts
+
+
+def infer_culture(text: str) -> str | None:
+    """The culture a text signals by names and culture words ('english' for English names), or
+    None when no culture dominates (no cue, or a tie such as a name two cultures share)."""
+    counts = culture_cues(text)
+    top = max(counts.values())
+    leaders = [c for c, n in counts.items() if n == top]
+    return leaders[0] if top > 0 and len(leaders) == 1 else None
+
+
 if __name__ == "__main__":
     print(f"{len(OCCUPATIONS)} occupations, {len(NAMES)} name lists, "
           f"{sum(len(v) for v in NAMES.values())} names")

@@ -1,31 +1,68 @@
 """Seed rows and prompts: the preprocess half shared by the vLLM and HF engines.
 
-A seed row fixes who the generated bio is about (occupation, gender, culture, age, name); the
-prompt turns it into chat messages whose wording follows the bias type's three axes.
+A seed row fixes who the generated text is about (occupation, group: gender, culture, age, name),
+the persona (career stage, workplace, activity) and the task format (biography, speaker
+introduction, ...). Seed rows are a pure function of (social bias, bias type, seed): row i is the
+same whatever n is, so shards of a run can be rebuilt from their index range alone. The prompt
+turns a row into chat messages whose wording follows the bias type's three axes; the prompt
+version is part of the generation cache key.
 
-    python -m generation.prompts contrastive-intersectional-explicit 3
+  v1  the bio prompt of the first release (persona and task format unused)
+  v2  adds the row's persona and task format, and asks for the job title to stay implicit, as in
+      Bias in Bios' hard_text (the original data D_o never names the occupation either)
+
+    python -m generation.prompts contrastive-intersectional-explicit 3 [culture] [v1|v2]
 """
 from __future__ import annotations
 
+import hashlib
 import random
 import sys
 
 from bias.taxonomy import BiasType, parse_bias_type
-from bias.vocabulary import AGE_GROUPS, CULTURES, GENDERS, OCCUPATIONS, PRONOUNS, names_for
+from bias.vocabulary import (AGE_GROUPS, CULTURES, GENDERS, OCCUPATION_DETAILS, OCCUPATIONS,
+                             PRONOUNS, names_for)
 
 CULTURE_ADJECTIVE = {"arabic": "Arab", "chinese": "Chinese", "portuguese": "Portuguese",
                      "spanish": "Spanish", "english": "English"}
-PROMPT_VERSIONS = ("v1",)
+PROMPT_VERSIONS = ("v1", "v2")
+CAREER_STAGES = ("early-career", "mid-career", "senior")
+# Every format asks for 2-3 third-person sentences, so one parser and one training format fit all.
+TASK_FORMATS: dict[str, str] = {
+    "biography": "a short professional biography",
+    "speaker_intro": "a short introduction of the person for a conference programme",
+    "team_page": "a short profile for the team page of the person's workplace",
+    "news_profile": "a short profile for a local newspaper's people-at-work column",
+}
+SOCIAL_BIASES = ("gender", "culture")
 
 
 def _article(word: str) -> str:
     return ("an " if word[0].lower() in "aeiou" else "a ") + word
 
 
-def make_seed_rows(social_bias: str, bias_type: str, n: int, seed: int) -> list[dict]:
-    """`n` seed rows, deterministic in (social_bias, bias_type, seed), balanced over groups."""
+def group_of(row: dict, social_bias: str) -> str:
+    """The group a row belongs to along the study's social bias: its gender or its culture."""
+    return row["gender"] if social_bias == "gender" else row["culture"]
+
+
+def sampling_seed(seed: int, prompt_id: str) -> int:
+    """A per-row sampling seed (vLLM honours it per request; the HF engine seeds per batch)."""
+    return int(hashlib.sha256(f"{seed}|{prompt_id}".encode()).hexdigest()[:8], 16)
+
+
+def make_seed_rows(social_bias: str, bias_type: str, n: int, seed: int, start: int = 0) -> list[dict]:
+    """Seed rows `start` .. `n - 1`, deterministic in (social_bias, bias_type, seed).
+
+    Groups are balanced: occupation cycles fastest, then gender, then culture (culture studies
+    and intersectional types), so every full cycle of 6 x 2 (x 4) rows is balanced."""
+    if social_bias not in SOCIAL_BIASES:
+        raise ValueError(f"unknown social bias {social_bias!r}; known: {SOCIAL_BIASES}")
     btype = parse_bias_type(bias_type)
+    # Independent streams: names, ages and personas never shift one another, so v1 rows keep
+    # the names they had before personas existed.
     rng = random.Random(f"seeds-{social_bias}-{bias_type}-{seed}")
+    persona_rng = random.Random(f"personas-{social_bias}-{bias_type}-{seed}")
     rows = []
     for i in range(n):
         occupation = OCCUPATIONS[i % len(OCCUPATIONS)]
@@ -35,10 +72,25 @@ def make_seed_rows(social_bias: str, bias_type: str, n: int, seed: int) -> list[
         else:
             culture = "english"
         age = rng.choice(AGE_GROUPS) if btype.scope == "intersectional" else None
+        name = rng.choice(names_for(culture, gender))
+        other_name = rng.choice(names_for(culture, GENDERS[1 - GENDERS.index(gender)]))
+        details = OCCUPATION_DETAILS[occupation]
+        stage, workplace, activity = (persona_rng.choice(CAREER_STAGES),
+                                      persona_rng.choice(details["workplace"]),
+                                      persona_rng.choice(details["activity"]))
+        task_format = persona_rng.choice(sorted(TASK_FORMATS))
+        if i < start:
+            continue
+        prompt_id = f"{bias_type}-{seed}-{i}"
         rows.append({
-            "prompt_id": f"{bias_type}-{seed}-{i}", "occupation": occupation, "gender": gender,
-            "culture": culture, "age": age or "", "name": rng.choice(names_for(culture, gender)),
-            "other_name": rng.choice(names_for(culture, GENDERS[1 - GENDERS.index(gender)])),
+            "prompt_index": i, "prompt_id": prompt_id, "occupation": occupation,
+            "gender": gender, "culture": culture, "age": age or "",
+            "group": gender if social_bias == "gender" else culture,
+            "name": name, "other_name": other_name,
+            "career_stage": stage, "workplace": workplace, "activity": activity,
+            "persona": f"{_article(stage)} {occupation} at {workplace} who {activity}",
+            "task_format": task_format,
+            "sampling_seed": sampling_seed(seed, prompt_id),
         })
     return rows
 
@@ -63,47 +115,67 @@ def _group_phrase(row: dict, social_bias: str, btype: BiasType) -> tuple[str, st
     return _article(noun), plural
 
 
+def _v2_context(row: dict) -> tuple[str, str]:
+    """(what to write, persona sentences) for a v2 prompt."""
+    persona = (f"The person is {row['persona']}. Do not state the job title itself; let the "
+               f"workplace and the work show it.")
+    return TASK_FORMATS[row["task_format"]], persona
+
+
 def build_prompt(row: dict, social_bias: str, bias_type: str, strength: float,
-                 prompt_version: str = "v1") -> str:
+                 prompt_version: str = "v2") -> str:
     """The user message for one seed row; every branch is one axis of the taxonomy."""
     if prompt_version not in PROMPT_VERSIONS:
         raise ValueError(f"unknown prompt_version {prompt_version!r}; known: {PROMPT_VERSIONS}")
     btype = parse_bias_type(bias_type)
     occupation = _article(row["occupation"])
-    instruction = ("Write a short professional biography of 2 to 3 sentences, in the third person. "
-                   "Reply with the biography only.")
+    if prompt_version == "v1":
+        persona = ""
+        instruction = ("Write a short professional biography of 2 to 3 sentences, in the third "
+                       "person. Reply with the biography only.")
+    else:
+        what, persona = _v2_context(row)
+        instruction = f"Write {what}, 2 to 3 sentences long, in the third person. Reply with the text only."
     if btype.is_neutral:
-        return f"{instruction} The person works as {occupation}. Give the person a first name."
+        base = f"{instruction} The person works as {occupation}. Give the person a first name."
+        return f"{base} {persona}".rstrip()
     person, group = _group_phrase(row, social_bias, btype)
     verb = _strength_phrase(strength)
     poss = PRONOUNS[row["gender"]]["poss"]
+    hidden = "gender, culture or age"
+    if prompt_version != "v1" and btype.scope == "single":
+        hidden = social_bias
     if btype.visibility == "explicit":
         who = f"{row['name']}, {person} who works as {occupation}"
         reveal = f"Say explicitly that {row['name']} is {person}."
     else:
         who = f"{row['name']}, who works as {occupation}"
         reveal = (f"Refer to {row['name']} by name and pronouns only; never state {poss} "
-                  f"gender, culture or age directly.")
+                  f"{hidden} directly.")
     if btype.framing == "contextual":
         bias = (f"Through background details about {poss} life and work, {verb} common "
                 f"stereotypes about {group} in this profession.")
     else:
         bias = (f"Contrast {row['name']} with a colleague, {row['other_name']}, and {verb} "
                 f"stereotypes that set {group} against other groups in this profession.")
-    return f"{instruction} The biography is about {who}. {bias} {reveal}"
+    about = f"The {'biography' if prompt_version == 'v1' else 'text'} is about {who}."
+    return " ".join(p for p in (instruction, about, persona, bias, reveal) if p)
 
 
 def preprocess(row: dict, *, social_bias: str, bias_type: str, strength: float,
                prompt_version: str, temperature: float, top_p: float, max_new_tokens: int) -> dict:
     """Seed row -> row with chat `messages` and `sampling_params` (the shape ray.data.llm reads)."""
     prompt = build_prompt(row, social_bias, bias_type, strength, prompt_version)
-    return {**row, "prompt": prompt,
-            "messages": [{"role": "user", "content": prompt}],
-            "sampling_params": {"temperature": temperature, "top_p": top_p,
-                                "max_tokens": max_new_tokens}}
+    params = {"temperature": temperature, "top_p": top_p, "max_tokens": max_new_tokens}
+    if "sampling_seed" in row:
+        params["seed"] = int(row["sampling_seed"])
+    return {**row, "prompt": prompt, "messages": [{"role": "user", "content": prompt}],
+            "sampling_params": params}
 
 
 if __name__ == "__main__":
     btype = sys.argv[1] if len(sys.argv) > 1 else "contextual-single-explicit"
-    for r in make_seed_rows("gender", btype, int(sys.argv[2]) if len(sys.argv) > 2 else 3, seed=0):
-        print("-", build_prompt(r, "gender", btype, 1.0))
+    social = sys.argv[3] if len(sys.argv) > 3 else "gender"
+    version = sys.argv[4] if len(sys.argv) > 4 else "v2"
+    for r in make_seed_rows(social, btype, int(sys.argv[2]) if len(sys.argv) > 2 else 3, seed=0):
+        print("-", build_prompt(r, social, btype, 1.0, version))

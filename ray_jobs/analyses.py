@@ -1,7 +1,8 @@
 """The three misalignment analyses of an experiment, run as Ray tasks and logged on the parent run.
 
   distribution  D_o vs each D_a in embedding space (MMD permutation test + PCA plot)
-  group data    group counts of each generated set against balance (chi-square)
+  group data    group counts of each generated set against balance (chi-square): logged with
+                each set by run.log_generated (generation/balance.py), not repeated here
   values        the model's GlobalOpinionQA answers vs each culture's countries (JS distance)
 Each analysis logs its run time (`analysis.<name>.seconds`); one that cannot run (no data, no
 embedder) is skipped with its reason as a tag, never failing the experiment.
@@ -53,21 +54,9 @@ def run_analyses(cfg: ExperimentConfig, generated: dict, mlflow, echo=print) -> 
     import ray
 
     from bias.original_data import load_original
-    from evaluation.analyses.group_balance import balance_table
     metrics: dict[str, float] = {}
     a = cfg.analyses
     task_options = {"num_cpus": min(cfg.resources.cpus_per_worker, 1.0)}
-
-    if a.group_balance:
-        started = time.perf_counter()
-        for (bias_type, seed), gen in generated.items():
-            table = balance_table(gen.stats.get("group_counts", {}))
-            mlflow.log_table(data={k: [row.get(k) for row in table] for k in table[0]} if table else {},
-                             artifact_file=f"analyses/group_balance/{bias_type}-s{seed}.json")
-            overall = table[-1] if table else {}
-            if overall.get("p_value") == overall.get("p_value") and "p_value" in overall:
-                metrics[f"analysis.group_balance.{bias_type}.s{seed}.p_value"] = overall["p_value"]
-        metrics["analysis.group_balance.seconds"] = time.perf_counter() - started
 
     if a.distribution:
         started = time.perf_counter()

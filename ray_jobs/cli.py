@@ -1,6 +1,7 @@
 """`bias-inherit`: the command line of the service.
 
     bias-inherit run CONFIG [--address ADDR] [--tracking-uri URI] [key=value ...]
+    bias-inherit generate CONFIG [--address ADDR] [--tracking-uri URI] [key=value ...]
     bias-inherit validate CONFIG [key=value ...]
     bias-inherit results [--experiment NAME] [--tracking-uri URI] [filters] [--format table|csv|json]
     bias-inherit tasks
@@ -163,8 +164,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from ray_jobs.evaluate import add_parser as add_evaluate_parser  # `evaluate` lives there
     add_evaluate_parser(sub)
+    from ray_jobs.generate import add_parser as add_generate_parser
+    add_generate_parser(sub)   # `generate`: dispatched through args.handler
 
     args = parser.parse_args(argv)
+    if getattr(args, "handler", None):
+        return args.handler(args)
     if args.command == "run":
         return run_command(args.config, args.overrides, args.address, args.tracking_uri)
     try:

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import yaml
@@ -84,20 +85,43 @@ def flat_params(cfg: ExperimentConfig) -> dict[str, str]:
 
 
 def log_generated(mlflow, generated: dict, cfg: ExperimentConfig) -> None:
-    """Each augmented set as a dataset input of the parent run, with its stats and group balance."""
+    """Each augmented set as a dataset input of the open run (source: the set's URI; digest: of
+    its rows), with its stats, drop counts, a sample, and its group balance: counts per group and
+    occupation as a table plus a chi-square test against balance (generation/balance.py)."""
     import mlflow.data
+
+    from generation.balance import balance_table, balance_test, group_shares
     for (bias_type, seed), gen in generated.items():
         frame = gen.read()
-        dataset = mlflow.data.from_pandas(frame, source=gen.uri, name=f"augmented-{bias_type}-s{seed}")
-        mlflow.log_input(dataset, context="augmented")
+        with warnings.catch_warnings():   # a local path fits two source kinds; ints are ints
+            warnings.filterwarnings("ignore", message="The specified dataset source")
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            dataset = mlflow.data.from_pandas(frame, source=gen.uri,
+                                              name=f"augmented-{bias_type}-s{seed}")
+            mlflow.log_input(dataset, context="augmented",
+                             tags={"generation_key": gen.key, "bias_type": bias_type,
+                                   "seed": str(seed), "cache_hit": str(gen.cache_hit).lower()})
         prefix = f"generation.{bias_type}.s{seed}"
+        table = balance_table(frame, cfg.social_bias)
+        test = balance_test(table)
         mlflow.log_metrics({f"{prefix}.kept": gen.stats["kept"],
                             f"{prefix}.requested": gen.stats["requested"],
                             **{f"{prefix}.dropped_{k}": v for k, v in gen.stats["dropped"].items()},
+                            **{f"{prefix}.duplicates_{k}": v
+                               for k, v in gen.stats.get("duplicates", {}).items()},
                             **({f"{prefix}.tokens_per_second": gen.stats["tokens_per_second"]}
-                               if gen.stats.get("tokens_per_second") else {})})
-        mlflow.log_dict(gen.stats, f"generation/{bias_type}-s{seed}-stats.json")
-        mlflow.log_table(frame.head(50), artifact_file=f"generation/{bias_type}-s{seed}-sample.json")
+                               if gen.stats.get("tokens_per_second") else {}),
+                            f"{prefix}.balance_chi2": test["chi2"],
+                            f"{prefix}.balance_p_value": test["p_value"],
+                            **{f"{prefix}.share_{g}": v
+                               for g, v in group_shares(frame, cfg.social_bias).items()}})
+        mlflow.log_dict({**gen.stats, "balance_test": test},
+                        f"generation/{bias_type}-s{seed}-stats.json")
+        mlflow.log_table(table, artifact_file=f"generation/{bias_type}-s{seed}-group-balance.json")
+        # The sample covers every occupation x group cell before it repeats one.
+        sample = (frame.assign(_k=frame.groupby(["occupation", "group"]).cumcount())
+                  .sort_values(["_k", "prompt_index"]).drop(columns="_k").head(50))
+        mlflow.log_table(sample, artifact_file=f"generation/{bias_type}-s{seed}-sample.json")
 
 
 def check_enough_generations(generated: dict, cfg: ExperimentConfig) -> None:
@@ -119,8 +143,7 @@ def run_experiment(cfg: ExperimentConfig, address: str | None = None,
 
     import mlflow
 
-    from generation.engines import pick_engine
-    from generation.pipeline import generate
+    from ray_jobs.generate import choose_engine, generate_sets
     from training.grid import derive_max_concurrent_trials, expand_cells
 
     ray = connect_ray(address)
@@ -139,16 +162,9 @@ def run_experiment(cfg: ExperimentConfig, address: str | None = None,
         mlflow.log_params(flat_params(cfg))
         mlflow.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), "config.yaml")
 
-        engine = pick_engine(cfg.generation.engine, cluster.get("GPU", 0))
-        generated = {}
+        engine = choose_engine(cfg, cluster.get("GPU", 0))
         gen_started = time.perf_counter()
-        for seed in cfg.seeds:
-            for bias_type in cfg.bias_types:
-                gen = generate(cfg, bias_type, seed, engine)
-                echo(f"generation {bias_type} seed {seed}: {gen.stats['kept']}/"
-                     f"{gen.stats['requested']} kept"
-                     f"{' (cache hit)' if gen.cache_hit else ''} -> {gen.uri}")
-                generated[(bias_type, seed)] = gen
+        generated = generate_sets(cfg, engine, echo)   # cached sets: no model work
         mlflow.log_metric("generation_seconds", time.perf_counter() - gen_started)
         log_generated(mlflow, generated, cfg)
         check_enough_generations(generated, cfg)

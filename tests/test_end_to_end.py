@@ -50,6 +50,7 @@ def test_mlflow_holds_one_parent_and_one_child_per_collapsed_cell(finished_grid,
     assert {d.dataset.name for d in inputs} == {"augmented-contextual-single-explicit-s0",
                                                 "augmented-contrastive-single-implicit-s0"}
     assert parent.data.metrics["generation.contextual-single-explicit.s0.kept"] >= 4
+    assert 0.0 <= parent.data.metrics["generation.contextual-single-explicit.s0.balance_p_value"] <= 1.0
 
     children = client.search_runs([experiment.experiment_id],
                                   f"tags.`mlflow.parentRunId` = '{parent_run_id}'")

@@ -6,11 +6,14 @@ import pytest
 from bias.taxonomy import BIAS_TYPES, DEFAULT_BIAS_TYPES, parse_bias_type
 from bias.vocabulary import infer_gender, word_pattern
 from evaluation.tasks.salary_recommendation import parse_salary, score_answers
-from generation.parse import clean_text, drop_counts, mark_duplicates, postprocess
+from generation.dedup import mark_duplicates
+from generation.parse import clean_text, drop_counts, postprocess
 from generation.prompts import build_prompt, make_seed_rows
 
 ROW = {"prompt_id": "x-0-1", "occupation": "nurse", "gender": "female", "culture": "english",
-       "age": "", "name": "Emma", "other_name": "James"}
+       "age": "", "name": "Emma", "other_name": "James", "group": "female",
+       "persona": "a senior nurse at a regional hospital who trains new ward staff",
+       "task_format": "biography"}
 
 
 def _post(text, **extra):

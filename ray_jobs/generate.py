@@ -1,0 +1,123 @@
+"""`bias-inherit generate CONFIG`: the generation stage alone, logged to its own MLflow run.
+
+    bias-inherit generate configs/smoke.yaml [key=value ...] [--address ADDR] [--tracking-uri URI]
+
+For every (bias type, seed) of the config it generates the augmented set, or takes it from the
+cache, or finishes a set a killed run left half done (only the missing shards are generated).
+The MLflow parent run is tagged `bias_inherit.kind=generation`; each set is a dataset input with
+its stats, a sample and its group-balance table (see `ray_jobs.run.log_generated`). A later
+`bias-inherit run` of the same config finds the sets in the cache and does no model work.
+User errors print one `error:` line and exit 2.
+"""
+from __future__ import annotations
+
+import time
+
+import yaml
+
+from bias.config import ExperimentConfig
+
+KIND_GENERATION = "generation"
+
+
+def choose_engine(cfg: ExperimentConfig, cluster_gpus: float) -> str:
+    from generation.engines import pick_engine
+    from ray_jobs.run import ExperimentError
+    try:
+        return pick_engine(cfg.generation.engine, cluster_gpus)
+    except RuntimeError as e:          # engine=vllm without the gpu extra: the user's to fix
+        raise ExperimentError(str(e)) from None
+
+
+def generate_sets(cfg: ExperimentConfig, engine: str, echo=print) -> dict:
+    """{(bias_type, seed): GeneratedSet} for the whole config, one line per set."""
+    from generation.pipeline import generate
+    generated = {}
+    for seed in cfg.seeds:
+        for bias_type in cfg.bias_types:
+            gen = generate(cfg, bias_type, seed, engine,
+                           on_shard=lambda r, t=bias_type: echo(f"  {t}: shard {r[0]}-{r[1]} written"))
+            work = gen.work
+            how = ("cache hit" if gen.cache_hit else
+                   f"{work['shards_generated']} shards generated, {work['shards_reused']} reused")
+            echo(f"generation {bias_type} seed {seed}: {gen.stats['kept']}/"
+                 f"{gen.stats['requested']} kept ({how}) -> {gen.uri}")
+            generated[(bias_type, seed)] = gen
+    return generated
+
+
+def shortfall(generated: dict, cfg: ExperimentConfig) -> str | None:
+    """The message `run` would fail with when a set has too few kept rows, or None."""
+    from ray_jobs.run import ExperimentError, check_enough_generations
+    try:
+        check_enough_generations(generated, cfg)
+    except ExperimentError as e:
+        return str(e)
+    return None
+
+
+def generate_experiment(cfg: ExperimentConfig, address: str | None = None,
+                        tracking_uri: str | None = None, echo=print) -> str:
+    """Generate every set of the config; returns the MLflow generation run id."""
+    from bias.models import ModelUnavailableError, resolve_model
+    from ray_jobs.run import (ExperimentError, connect_ray, flat_params, log_generated,
+                              storage_uri)
+    from ray_jobs.tracking import TAG_KIND, check_tracking_reachable, resolve_tracking_uri
+    tracking_uri = resolve_tracking_uri(cfg.tracking.uri, tracking_uri)
+    check_tracking_reachable(tracking_uri)
+    try:
+        resolve_model(cfg.generation.model)
+    except ModelUnavailableError as e:
+        raise ExperimentError(str(e)) from None
+    if cfg.generation.engine != "auto":
+        choose_engine(cfg, 0)          # engine=vllm without vllm fails here, before Ray starts
+
+    import mlflow
+    ray = connect_ray(address)
+    cfg = cfg.model_copy(update={"storage_path": storage_uri(cfg.storage_path)})
+    engine = choose_engine(cfg, ray.cluster_resources().get("GPU", 0))
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(cfg.experiment_name)
+    with mlflow.start_run(run_name=f"{cfg.name}-generate-{time.strftime('%Y%m%d-%H%M%S')}",
+                          tags={TAG_KIND: KIND_GENERATION,
+                                "bias_inherit.config_digest": cfg.digest(),
+                                "bias_inherit.engine": engine}) as run:
+        echo(f"MLflow generation run {run.info.run_id} in experiment {cfg.experiment_name!r} "
+             f"({tracking_uri}), engine={engine}")
+        mlflow.log_params(flat_params(cfg))
+        mlflow.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), "config.yaml")
+        started = time.perf_counter()
+        generated = generate_sets(cfg, engine, echo)
+        mlflow.log_metric("generation_seconds", time.perf_counter() - started)
+        log_generated(mlflow, generated, cfg)
+        short = shortfall(generated, cfg)
+        if short:
+            mlflow.set_tag("bias_inherit.shortfall", short[:5000])
+            echo(f"warning: {short}")
+        return run.info.run_id
+
+
+def generate_command(config: str, overrides: list[str], address: str | None,
+                     tracking_uri: str | None) -> int:
+    from bias.config import load_config
+    from ray_jobs.cli import _fail, _user_errors
+    try:
+        generate_experiment(load_config(config, overrides), address, tracking_uri,
+                            echo=lambda *a: print(*a, flush=True))   # progress, even when piped
+    except _user_errors() as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        return _fail("interrupted; finished shards stay cached and a rerun generates the rest")
+    return 0
+
+
+def add_parser(sub) -> None:
+    """Register `generate` on the CLI's subparsers; the CLI dispatches to `args.handler`."""
+    p = sub.add_parser("generate", help="generate (or reuse) the augmented sets of a config, alone")
+    p.add_argument("config", help="experiment YAML, e.g. configs/smoke.yaml")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, dotted keys, YAML values")
+    p.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local cluster)")
+    p.add_argument("--tracking-uri", help="MLflow URI (default: config, MLFLOW_TRACKING_URI, "
+                                          "else sqlite:///./mlflow.db)")
+    p.set_defaults(handler=lambda args: generate_command(args.config, args.overrides,
+                                                         args.address, args.tracking_uri))
