@@ -19,8 +19,8 @@ import yaml
 
 from bias.config import ConfigError, ExperimentConfig, load_config
 from bias.paths import MissingDataError
-from ray_jobs.tracking import (TAG_KIND, CellRunLogger, TrackingUnreachableError,
-                               check_tracking_reachable, resolve_tracking_uri)
+from ray_jobs.tracking import (TAG_KIND, TAG_TUNE_PATH, CellRunLogger, TrackingUnreachableError,
+                               check_tracking_reachable, finished_cells, resolve_tracking_uri)
 
 
 class ExperimentError(RuntimeError):
@@ -103,6 +103,45 @@ def check_enough_generations(generated: dict, cfg: ExperimentConfig) -> None:
             f"generation.samples_per_type. Finished generations stay cached.")
 
 
+def generate_sets(cfg: ExperimentConfig, cells, engine: str, echo=print) -> dict:
+    """The augmented sets the cells train on, (bias type, seed) -> GeneratedSet; cache hits
+    when they exist (a rerun or `resume`)."""
+    from generation.pipeline import generate
+    from training.grid import generation_jobs
+    generated = {}
+    for bias_type, seed in generation_jobs(cells):
+        gen = generate(cfg, bias_type, seed, engine)
+        echo(f"generation {bias_type} seed {seed}: {gen.stats['kept']}/{gen.stats['requested']} "
+             f"kept{' (cache hit)' if gen.cache_hit else ''} -> {gen.uri}")
+        generated[(bias_type, seed)] = gen
+    return generated
+
+
+def cell_trainable(cfg: ExperimentConfig, generated: dict, finished_cells: tuple[str, ...] = ()):
+    """The Tune trainable: one `run_cell_trial` per cell, its driver sized by `resources`."""
+    from ray import tune
+
+    from training.trial import run_cell_trial
+    return tune.with_resources(
+        tune.with_parameters(run_cell_trial, experiment=cfg.model_dump(mode="json"),
+                             augmented_uris={f"{t}|{s}": g.uri for (t, s), g in generated.items()},
+                             finished_cells=finished_cells),
+        {"cpu": cfg.resources.driver_cpus, **cfg.resources.driver_resources})
+
+
+def finish_grid(mlflow, tuner, n_cells: int, parent_run_id: str) -> None:
+    """Fit, log the grid's wall time and failures on the parent run; raise if cells failed."""
+    grid_started = time.perf_counter()
+    results = tuner.fit()
+    mlflow.log_metric("grid_seconds", time.perf_counter() - grid_started)
+    failed = [r for r in results if r.error]
+    mlflow.set_tag("bias_inherit.failed_cells", str(len(failed)))
+    if failed:
+        raise ExperimentError(f"{len(failed)} of {n_cells} cells failed; finished cells are in "
+                              f"MLflow run {parent_run_id}; `bias-inherit resume` reruns them. "
+                              f"First error: {str(failed[0].error).splitlines()[0]}")
+
+
 def run_experiment(cfg: ExperimentConfig, address: str | None = None,
                    tracking_uri: str | None = None, echo=print) -> str:
     """Run the whole experiment; returns the MLflow parent run id."""
@@ -113,9 +152,7 @@ def run_experiment(cfg: ExperimentConfig, address: str | None = None,
     from ray import tune
 
     from generation.engines import pick_engine
-    from generation.pipeline import generate
     from training.grid import derive_max_concurrent_trials, expand_cells
-    from training.trial import run_cell_trial
 
     ray = connect_ray(address)
     storage = storage_uri(cfg.storage_path)
@@ -134,49 +171,107 @@ def run_experiment(cfg: ExperimentConfig, address: str | None = None,
         mlflow.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), "config.yaml")
 
         engine = pick_engine(cfg.generation.engine, cluster.get("GPU", 0))
-        generated = {}
         gen_started = time.perf_counter()
-        for seed in cfg.seeds:
-            for bias_type in cfg.bias_types:
-                gen = generate(cfg, bias_type, seed, engine)
-                echo(f"generation {bias_type} seed {seed}: {gen.stats['kept']}/"
-                     f"{gen.stats['requested']} kept"
-                     f"{' (cache hit)' if gen.cache_hit else ''} -> {gen.uri}")
-                generated[(bias_type, seed)] = gen
+        generated = generate_sets(cfg, cells, engine, echo)
         mlflow.log_metric("generation_seconds", time.perf_counter() - gen_started)
         log_generated(mlflow, generated, cfg)
         check_enough_generations(generated, cfg)
 
         echo(f"grid: {len(cells)} cells, {max_concurrent} at a time, engine={engine}")
-        trainable = tune.with_resources(
-            tune.with_parameters(run_cell_trial, experiment=cfg.model_dump(mode="json"),
-                                 augmented_uris={f"{t}|{s}": g.uri for (t, s), g in generated.items()}),
-            {"cpu": cfg.resources.driver_cpus, **cfg.resources.driver_resources})
         logger = CellRunLogger(tracking_uri, experiment.experiment_id, parent.info.run_id,
                                {c.cell_id: c.model_dump() for c in cells},
                                {"social_bias": cfg.social_bias, "model": cfg.model.name,
                                 "generator": cfg.generation.model,
                                 "dataset_size": str(cfg.data.dataset_size)}, storage)
+        # Train runs live inside the Tune experiment: a rerun of the config starts clean, while
+        # a retried or resumed trial finds its own run's checkpoints again.
+        tune_name = f"{cfg.name}-{parent.info.run_id[:8]}"
+        mlflow.set_tag(TAG_TUNE_PATH, f"{storage}/{tune_name}")
         tuner = tune.Tuner(
-            trainable,
+            cell_trainable(cfg, generated),
             param_space={"cell": tune.grid_search([c.model_dump() for c in cells]),
-                         "train_storage": f"{storage}/train"},
+                         "train_storage": f"{storage}/{tune_name}/train"},
             tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent),
             run_config=tune.RunConfig(
-                name=f"{cfg.name}-{parent.info.run_id[:8]}", storage_path=storage,
-                callbacks=[logger], verbose=0,
+                name=tune_name, storage_path=storage, callbacks=[logger], verbose=0,
                 failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures)),
         )
-        grid_started = time.perf_counter()
-        results = tuner.fit()
-        mlflow.log_metric("grid_seconds", time.perf_counter() - grid_started)
-        failed = [r for r in results if r.error]
-        mlflow.set_tag("bias_inherit.failed_cells", str(len(failed)))
-        if failed:
-            raise ExperimentError(f"{len(failed)} of {len(cells)} cells failed; finished cells "
-                                  f"are in MLflow run {parent.info.run_id}. First error: "
-                                  f"{str(failed[0].error).splitlines()[0]}")
+        finish_grid(mlflow, tuner, len(cells), parent.info.run_id)
         return parent.info.run_id
+
+
+def find_parent_run(experiment: str, tracking_uri: str, parent_run_id: str | None = None):
+    """The parent run to resume (the latest of the experiment by default) and its config."""
+    from mlflow.tracking import MlflowClient
+
+    from ray_jobs.tracking import latest_parent_run
+    client = MlflowClient(tracking_uri)
+    if client.get_experiment_by_name(experiment) is None:
+        raise ExperimentError(f"no MLflow experiment named {experiment!r} at {tracking_uri}")
+    parent_run_id = parent_run_id or latest_parent_run(experiment, tracking_uri)
+    if parent_run_id is None:
+        raise ExperimentError(f"experiment {experiment!r} has no bias-inherit parent run to resume")
+    run = client.get_run(parent_run_id)
+    local = client.download_artifacts(parent_run_id, "config.yaml")
+    cfg = ExperimentConfig.model_validate(yaml.safe_load(Path(local).read_text()))
+    return run, cfg
+
+
+def tune_experiment_state(path: str) -> dict[str, str]:
+    """Trial id -> Tune status of a Tune experiment directory (TERMINATED = finished)."""
+    from ray.tune import ExperimentAnalysis
+    return {t.trial_id: t.status for t in ExperimentAnalysis(path).trials}
+
+
+def resume_experiment(experiment: str, tracking_uri: str | None = None, address: str | None = None,
+                      parent_run_id: str | None = None, echo=print) -> tuple[str, list[str]]:
+    """Finish an interrupted grid with Tuner.restore: finished cells stay as they are, unfinished
+    and failed ones run (resuming from their Train checkpoints), logging into the same child runs.
+    Returns the parent run id and the cells that ran."""
+    tracking_uri = resolve_tracking_uri(None, tracking_uri)
+    check_tracking_reachable(tracking_uri)
+    parent, cfg = find_parent_run(experiment, tracking_uri, parent_run_id)
+    parent_run_id = parent.info.run_id
+    tune_path = parent.data.tags.get(TAG_TUNE_PATH)
+    preflight(cfg, tracking_uri)
+
+    import mlflow
+    from ray import tune
+
+    from generation.engines import pick_engine
+    from training.grid import expand_cells
+    if not tune_path or not tune.Tuner.can_restore(tune_path):
+        raise ExperimentError(
+            f"parent run {parent_run_id} has no Tune experiment to restore "
+            f"({tune_path or 'the grid never started'}); run the config again: finished "
+            f"generations are cached")
+    ray = connect_ray(address)
+    cells = expand_cells(cfg)
+    # MLflow is the record: a cell whose child run finished is done even where Tune's state
+    # (saved every few seconds) had not caught up when the driver died.
+    done = set(finished_cells(tracking_uri, parent.info.experiment_id, parent_run_id))
+    status = tune_experiment_state(tune_path)
+    to_run = sorted(c.cell_id for c in cells if c.cell_id not in done)
+    echo(f"resume {tune_path}: {len(cells) - len(to_run)} of {len(cells)} cells finished, "
+         f"{len(to_run)} to run ({', '.join(to_run) or 'none'}); Tune state: "
+         f"{sum(s == 'TERMINATED' for s in status.values())} terminated")
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run(run_id=parent_run_id):
+        mlflow.set_tag("bias_inherit.resumed", time.strftime("%Y-%m-%dT%H:%M:%S"))
+        engine = pick_engine(cfg.generation.engine, ray.cluster_resources().get("GPU", 0))
+        generated = generate_sets(cfg, cells, engine, echo)
+        check_enough_generations(generated, cfg)
+        tuner = tune.Tuner.restore(tune_path, cell_trainable(cfg, generated, tuple(sorted(done))),
+                                   resume_unfinished=True, resume_errored=True)
+        # The callbacks come back from tuner.pkl; point the cell logger at this session's URI.
+        loggers = [cb for cb in tuner._local_tuner.get_run_config().callbacks
+                   if isinstance(cb, CellRunLogger)]
+        for logger in loggers:
+            logger.retarget(tracking_uri, skip_cells=done)
+        finish_grid(mlflow, tuner, len(cells), parent_run_id)
+        started = [cell for logger in loggers for cell in logger.started]
+        echo(f"resumed: {len(started)} cells ran ({', '.join(sorted(started)) or 'none'})")
+        return parent_run_id, started
 
 
 def main(argv: list[str] | None = None) -> int:

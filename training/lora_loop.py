@@ -20,6 +20,7 @@ from bias.formats import occupation_prompt, occupation_target
 from bias.models import load_causal_lm, load_tokenizer, pick_dtype
 from bias.original_data import load_original
 from generation.pipeline import read_generated
+from training.checkpointing import EpochCheckpointer, write_state
 from training.grid import Cell
 from training.mitigations import apply_mitigation
 from training.mixing import mix
@@ -67,15 +68,18 @@ def lora_wrap(model, cfg: ExperimentConfig):
 
 
 def train_epochs(model, examples: list[dict], cfg: ExperimentConfig, seed: int, rank: int,
-                 world: int, pad_id: int, device, on_epoch=None) -> dict[str, float]:
-    """Plain AdamW loop over this worker's shard; returns throughput figures."""
+                 world: int, pad_id: int, device, on_epoch=None,
+                 checkpointer: EpochCheckpointer | None = None) -> dict[str, float]:
+    """Plain AdamW loop over this worker's shard; returns throughput figures. With a
+    checkpointer, optimizer and RNG state come from its checkpoint and finished epochs are skipped."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    start_epoch = checkpointer.attach(optimizer) if checkpointer else 0
     bs = cfg.optim.batch_size
     tokens = 0
     step_seconds = 0.0
     model.train()
-    for epoch in range(cfg.optim.epochs):
+    for epoch in range(start_epoch, cfg.optim.epochs):
         order = list(range(len(examples)))
         random.Random(f"{seed}-{epoch}").shuffle(order)
         shard = order[rank::world]
@@ -127,15 +131,18 @@ def train_loop_per_worker(loop_config: dict) -> None:
         frame = build_training_frame(cfg, cell, augmented)
         examples = tokenize_examples(frame, tokenizer, cfg.optim.max_length, cfg.optim.train_on)
         model = lora_wrap(model, cfg)
+        # Adapter, optimizer and RNG from the run's latest checkpoint (a retried or resumed trial).
+        checkpointer = EpochCheckpointer(model, rank, cfg.resources.checkpoint_every_epoch)
         model = ray.train.torch.prepare_model(model) if world > 1 else model
 
         def on_epoch(epoch: int, loss: float) -> None:
-            ray.train.report({"epoch": epoch, "train_loss": loss})
+            checkpointer.report_epoch(epoch, {"epoch": epoch, "train_loss": loss})
 
         train_started = time.perf_counter()
         metrics.update(train_epochs(model, examples, cfg, cell.seed, rank, world,
-                                    tokenizer.pad_token_id, device, on_epoch))
+                                    tokenizer.pad_token_id, device, on_epoch, checkpointer))
         metrics["train_seconds"] = time.perf_counter() - train_started
+        metrics.update(checkpointer.metrics())
         metrics["n_augmented_rows"] = float((frame["source"] == "augmented").sum())
         metrics["n_original_rows"] = float((frame["source"] == "original").sum())
         model = getattr(model, "module", model)  # unwrap DDP for scoring and saving
@@ -148,6 +155,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
             metrics["eval_seconds"] = time.perf_counter() - eval_started
             if cell.trains:
                 model.save_pretrained(tmp)   # the LoRA adapter only (a few MB), not the base
+                write_state(tmp, cfg.optim.epochs)   # a restart after this point only evaluates
                 checkpoint = Checkpoint.from_directory(tmp)
         metrics["worker_seconds"] = time.perf_counter() - started
-        ray.train.report(metrics, checkpoint=checkpoint)
+        ray.train.report({**metrics, "worker_node_id": ray.get_runtime_context().get_node_id()},
+                         checkpoint=checkpoint)
