@@ -129,6 +129,19 @@ def cell_trainable(cfg: ExperimentConfig, generated: dict, finished_cells: tuple
         {"cpu": cfg.resources.driver_cpus, **cfg.resources.driver_resources})
 
 
+def grid_tuner(trainable, cells: list[dict], storage: str, tune_name: str, max_concurrent: int,
+               max_failures: int, callbacks: list):
+    """One Tune trial per cell, at most `max_concurrent` at a time, failed trials retried."""
+    from ray import tune
+    return tune.Tuner(
+        trainable,
+        param_space={"cell": tune.grid_search(cells), "train_storage": f"{storage}/{tune_name}/train"},
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent),
+        run_config=tune.RunConfig(name=tune_name, storage_path=storage, callbacks=callbacks,
+                                  verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=max_failures)))
+
+
 def finish_grid(mlflow, tuner, n_cells: int, parent_run_id: str) -> None:
     """Fit, log the grid's wall time and failures on the parent run; raise if cells failed."""
     grid_started = time.perf_counter()
@@ -149,7 +162,6 @@ def run_experiment(cfg: ExperimentConfig, address: str | None = None,
     preflight(cfg, tracking_uri)
 
     import mlflow
-    from ray import tune
 
     from generation.engines import pick_engine
     from training.grid import derive_max_concurrent_trials, expand_cells
@@ -187,15 +199,8 @@ def run_experiment(cfg: ExperimentConfig, address: str | None = None,
         # a retried or resumed trial finds its own run's checkpoints again.
         tune_name = f"{cfg.name}-{parent.info.run_id[:8]}"
         mlflow.set_tag(TAG_TUNE_PATH, f"{storage}/{tune_name}")
-        tuner = tune.Tuner(
-            cell_trainable(cfg, generated),
-            param_space={"cell": tune.grid_search([c.model_dump() for c in cells]),
-                         "train_storage": f"{storage}/{tune_name}/train"},
-            tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent),
-            run_config=tune.RunConfig(
-                name=tune_name, storage_path=storage, callbacks=[logger], verbose=0,
-                failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures)),
-        )
+        tuner = grid_tuner(cell_trainable(cfg, generated), [c.model_dump() for c in cells],
+                           storage, tune_name, max_concurrent, cfg.resources.max_failures, [logger])
         finish_grid(mlflow, tuner, len(cells), parent.info.run_id)
         return parent.info.run_id
 
