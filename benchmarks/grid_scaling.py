@@ -86,7 +86,8 @@ def synthetic_trial(config: dict, seconds: float) -> None:
     tune.report({"trial_seconds": time.perf_counter() - started})
 
 
-def part_makespan(cells: int, gpus: int, seconds: float, mlflow: bool) -> dict:
+def part_makespan(cells: int, gpus: int, seconds: float, mlflow: bool,
+                  reuse_actors: bool = False) -> dict:
     import ray
     from ray import tune
 
@@ -116,7 +117,8 @@ def part_makespan(cells: int, gpus: int, seconds: float, mlflow: bool) -> dict:
                 parent = mlflow_lib.start_run(run_name="makespan")
                 callbacks = [CellRunLogger(uri, exp.experiment_id, parent.info.run_id,
                                            {c["cell_id"]: c for c in grid}, {}, tmp)]
-            tuner = grid_tuner(trainable, grid, tmp, "makespan", max_concurrent, 1, callbacks)
+            tuner = grid_tuner(trainable, grid, tmp, "makespan", max_concurrent, 1, callbacks,
+                               reuse_actors)
             started = time.perf_counter()
             results = tuner.fit()
             makespan = time.perf_counter() - started
@@ -128,7 +130,7 @@ def part_makespan(cells: int, gpus: int, seconds: float, mlflow: bool) -> dict:
                 "max_concurrent_trials": max_concurrent, "errors": errors,
                 "makespan_s": makespan, "ideal_s": ideal, "ratio": makespan / ideal,
                 "overhead_per_wave_s": (makespan - ideal) / math.ceil(cells / max_concurrent),
-                "mlflow": mlflow}
+                "mlflow": mlflow, "reuse_actors": reuse_actors}
     finally:
         ray.shutdown()
 
@@ -143,6 +145,8 @@ def main() -> int:
     parser.add_argument("--ft-cells", type=int, help="cells per fault-tolerance setting")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--no-mlflow", action="store_true", help="makespan without CellRunLogger")
+    parser.add_argument("--reuse-actors", action="store_true",
+                        help="makespan with Tune reusing trial processes (the grid does not)")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
     cells = args.cells or (64 if args.quick else 240)
@@ -162,9 +166,11 @@ def main() -> int:
         print(f"  fault tolerance adds {o['with']['overhead_s'] - o['without']['overhead_s']:+.1f} s "
               f"per trial ({o['with']['checkpoint_s'] / args.epochs:.2f} s per epoch checkpoint)")
     if args.part in ("makespan", "all"):
-        out["makespan"] = m = part_makespan(cells, gpus, seconds, not args.no_mlflow)
+        out["makespan"] = m = part_makespan(cells, gpus, seconds, not args.no_mlflow,
+                                            args.reuse_actors)
         print(f"makespan: {m['cells']} cells x {m['trial_seconds']:g} s on {m['gpus']} GPUs "
-              f"({m['max_concurrent_trials']} at a time{', MLflow logging' if m['mlflow'] else ''}): "
+              f"({m['max_concurrent_trials']} at a time{', MLflow logging' if m['mlflow'] else ''}"
+              f"{', reused trial processes' if m['reuse_actors'] else ''}): "
               f"{m['makespan_s']:.1f} s vs ideal {m['ideal_s']:.0f} s -> ratio {m['ratio']:.3f} "
               f"({m['overhead_per_wave_s']:.1f} s per wave, {m['errors']} errors)")
     if args.json:

@@ -130,13 +130,14 @@ def cell_trainable(cfg: ExperimentConfig, generated: dict, finished_cells: tuple
 
 
 def grid_tuner(trainable, cells: list[dict], storage: str, tune_name: str, max_concurrent: int,
-               max_failures: int, callbacks: list):
+               max_failures: int, callbacks: list, reuse_actors: bool = False):
     """One Tune trial per cell, at most `max_concurrent` at a time, failed trials retried."""
     from ray import tune
     return tune.Tuner(
         trainable,
         param_space={"cell": tune.grid_search(cells), "train_storage": f"{storage}/{tune_name}/train"},
-        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent),
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent,
+                                    reuse_actors=reuse_actors),
         run_config=tune.RunConfig(name=tune_name, storage_path=storage, callbacks=callbacks,
                                   verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=max_failures)))
