@@ -277,6 +277,10 @@ def resume_experiment(experiment: str, tracking_uri: str | None = None, address:
         finish_grid(mlflow, tuner, len(cells), parent_run_id)
         started = [cell for logger in loggers for cell in logger.started]
         echo(f"resumed: {len(started)} cells ran ({', '.join(sorted(started)) or 'none'})")
+        stale = sorted(set(to_run) - set(started))
+        if stale:   # finished in Tune, but their last MLflow writes died with the driver
+            echo(f"warning: {len(stale)} cells finished in Tune but not in MLflow ({', '.join(stale)}); "
+                 f"their results are in {tune_path}")
         return parent_run_id, started
 
 

@@ -29,6 +29,11 @@ _TUNE_KEYS = {"done", "training_iteration", "timestamp", "time_this_iter_s", "ti
               "config", "epoch"}
 
 
+# Tracking URI schemes MLflow understands (database URIs may carry a driver: postgresql+psycopg2).
+KNOWN_SCHEMES = {"http", "https", "sqlite", "file", "postgresql", "mysql", "mssql", "databricks",
+                 "databricks-uc", "uc"}
+
+
 class TrackingUnreachableError(RuntimeError):
     """The MLflow tracking URI cannot be used; the message names it and says why."""
 
@@ -58,6 +63,10 @@ def check_tracking_reachable(uri: str, timeout: float = 5.0) -> None:
         if not folder.is_dir() or not os.access(folder, os.W_OK):
             raise TrackingUnreachableError(f"cannot write the MLflow SQLite store {uri}: "
                                            f"{folder} is not a writable directory")
+    elif "://" in uri and uri.split("://", 1)[0].split("+", 1)[0] not in KNOWN_SCHEMES:
+        raise TrackingUnreachableError(
+            f"tracking URI {uri} has an unknown scheme; use http(s)://HOST:PORT for a tracking "
+            f"server, sqlite:///PATH, or a database URI ({', '.join(sorted(KNOWN_SCHEMES))})")
 
 
 def numeric_metrics(result: dict) -> dict[str, float]:

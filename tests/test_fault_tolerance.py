@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,19 @@ def loss_steps(tracking_uri: str, run) -> set[int]:
                                                                           "train_loss")}
 
 
+@contextmanager
+def alongside(action, join_timeout: float = 120):
+    """Run `action(done)` in a thread while the body runs (a saboteur); `done` is set after."""
+    done = threading.Event()
+    thread = threading.Thread(target=action, args=(done,), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=join_timeout)
+
+
 def is_train_worker(pid: int) -> bool:
     try:
         return b"RayTrainWorker" in Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -90,9 +104,8 @@ def test_killed_train_worker_resumes_from_its_epoch_checkpoint(tmp_path, ray_loc
                                   dataset_size=64))
     storage = tmp_path / "storage"
     killed: dict = {}
-    done = threading.Event()
 
-    def kill_worker_after_first_checkpoint():
+    def kill_worker_after_first_checkpoint(done):
         deadline = time.time() + 500
         while not done.is_set() and time.time() < deadline:
             # Train writes this snapshot once it has registered a reported checkpoint.
@@ -105,13 +118,8 @@ def test_killed_train_worker_resumes_from_its_epoch_checkpoint(tmp_path, ray_loc
                         return
             time.sleep(0.2)
 
-    killer = threading.Thread(target=kill_worker_after_first_checkpoint, daemon=True)
-    killer.start()
-    try:
+    with alongside(kill_worker_after_first_checkpoint):
         run_experiment(cfg, tracking_uri=mlflow_server, echo=lambda *_: None)
-    finally:
-        done.set()
-        killer.join(timeout=5)
 
     assert killed, "no Train worker was killed (the first checkpoint never showed up)"
     runs = assert_one_finished_run_per_cell(mlflow_server, "ft-worker-kill", cfg)
@@ -189,9 +197,8 @@ def test_mlflow_server_restart_mid_grid_loses_no_metric(tmp_path, ray_local, tin
     servers = [server]
     cfg = load_config(grid_config(tmp_path / "grid.yaml", "ft-mlflow-restart", [0, 1], epochs=2))
     seen: dict = {}
-    done = threading.Event()
 
-    def restart_server_after_first_finished_cell():
+    def restart_server_after_first_finished_cell(done):
         deadline = time.time() + 500
         while not done.is_set() and time.time() < deadline:
             try:
@@ -209,11 +216,9 @@ def test_mlflow_server_restart_mid_grid_loses_no_metric(tmp_path, ray_local, tin
                 return
             time.sleep(0.5)
 
-    restarter = threading.Thread(target=restart_server_after_first_finished_cell, daemon=True)
-    restarter.start()
     try:
-        run_experiment(cfg, tracking_uri=uri, echo=lambda *_: None)
-        restarter.join(timeout=120)
+        with alongside(restart_server_after_first_finished_cell):
+            run_experiment(cfg, tracking_uri=uri, echo=lambda *_: None)
         assert "_up_at" in seen, "the server was never restarted"
         runs = assert_one_finished_run_per_cell(uri, "ft-mlflow-restart", cfg)
         finished_before = [c for c in seen if not c.startswith("_")]
@@ -226,6 +231,20 @@ def test_mlflow_server_restart_mid_grid_loses_no_metric(tmp_path, ray_local, tin
             if run.data.params["kind"] == "train":
                 assert loss_steps(uri, run) == {0, 1}
     finally:
-        done.set()
         for proc in servers:
             stop_process_group(proc)
+
+
+@pytest.mark.parametrize("command", ["run", "resume"])
+def test_misconfigured_or_unreachable_tracking_fails_fast(tmp_path, command):
+    path = write_config(tmp_path / "c.yaml")
+    for uri, message in (("htp://127.0.0.1:5000", "has an unknown scheme"),
+                         ("http://127.0.0.1:9", "is unreachable")):
+        target = str(path) if command == "run" else "unit"
+        proc = subprocess.run([sys.executable, "-m", "ray_jobs.cli", command, target,
+                               "--tracking-uri", uri], cwd=REPO, capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: ") and message in last, last
+        assert "Started a local Ray instance" not in proc.stderr + proc.stdout
