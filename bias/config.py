@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bias.taxonomy import BIAS_TYPES, parse_bias_type
+from bias.taxonomy import parse_bias_type
 
 MITIGATIONS = ("none", "token", "mask", "loss")
 IMPLEMENTED_MITIGATIONS = MITIGATIONS
@@ -149,9 +149,30 @@ class ResourcesConfig(Strict):
     # Custom resources for the trial driver, e.g. {trial_driver: 1} to pin drivers to CPU nodes
     # that advertise it (cluster/ files do), keeping them off GPU nodes.
     driver_resources: dict[str, float] = {}
+    # Custom resources per Train worker, e.g. {accelerator_type:H100: 0.001}, or simulated GPUs.
+    worker_resources: dict[str, float] = {}
     max_concurrent_trials: int | None = Field(None, ge=1,
                                               description="default: derived from the cluster")
+    # Retries of a failed Train worker group and, separately, of a failed Tune trial.
     max_failures: int = Field(1, ge=0)
+    # Adapter + optimizer state to storage after every epoch; a retried trial resumes from it.
+    checkpoint_every_epoch: bool = True
+
+
+class ThroughputConfig(Strict):
+    """Figures `bias-inherit plan` turns into GPU-hours and wall time; measure them on your hardware."""
+    # Generated tokens per second per GPU (vLLM) or per CPU actor (HF); 230 = SmolLM2 bf16 here.
+    generation_tokens_per_second: float = Field(230.0, gt=0)
+    # Trained tokens per second per Train worker; 550 = SmolLM2 LoRA bf16 on 2 cores here.
+    train_tokens_per_second: float = Field(550.0, gt=0)
+    # Scoring the task suite once, per cell.
+    eval_seconds_per_cell: float = Field(30.0, ge=0)
+    # Per-trial start-up: process spawn, imports, model load, checkpoint upload.
+    trial_overhead_seconds: float = Field(15.0, ge=0)
+    # Mean generated tokens per sample (default: generation.max_new_tokens, an upper bound).
+    generated_tokens_per_sample: float | None = Field(None, gt=0)
+    # Mean tokens per training example (default: optim.max_length, an upper bound).
+    tokens_per_example: float | None = Field(None, gt=0)
 
 
 class TrackingConfig(Strict):
@@ -181,6 +202,7 @@ class ExperimentConfig(Strict):
     evaluation: EvaluationConfig = EvaluationConfig()
     analyses: AnalysesConfig = AnalysesConfig()
     resources: ResourcesConfig = ResourcesConfig()
+    throughput: ThroughputConfig = ThroughputConfig()
     tracking: TrackingConfig = TrackingConfig()
     storage_path: str = Field("ray_results", description="local dir or pyarrow URI (s3://...)")
 

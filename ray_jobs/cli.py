@@ -6,6 +6,9 @@
     bias-inherit results [--experiment NAME] [--tracking-uri URI] [filters] [--format table|csv|json]
     bias-inherit tasks
     bias-inherit evaluate --model NAME [--adapter DIR] [--tasks all|a,b] [--limit N] [--data-dir D]
+    bias-inherit submit CONFIG --address http://HEAD:8265 [--no-wait]   (and status, logs, stop, list)
+    bias-inherit plan CONFIG [--gpus N]
+    bias-inherit resume EXPERIMENT [--tracking-uri URI] [--address ADDR]
 
 A user mistake (bad config, missing data, unreachable MLflow or Ray) prints one line starting
 with "error:" and exits 2; no traceback.
@@ -161,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     p_res.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
     sub.add_parser("tasks", help="list the evaluation tasks")
+    # Operations: submit, status, logs, stop, list (jobs.py), plan (plan.py), resume.
+    from ray_jobs import jobs, plan
+    ops = {**jobs.add_commands(sub), **plan.add_commands(sub), **add_resume_command(sub)}
 
     from ray_jobs.evaluate import add_parser as add_evaluate_parser  # `evaluate` lives there
     add_evaluate_parser(sub)
@@ -168,13 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     add_generate_parser(sub)   # `generate`: dispatched through args.handler
 
     args = parser.parse_args(argv)
-    if getattr(args, "handler", None):
-        return args.handler(args)
     if args.command == "run":
         return run_command(args.config, args.overrides, args.address, args.tracking_uri)
     try:
         if getattr(args, "handler", None):   # subcommands registered by their own module
             return args.handler(args)
+        if args.command in ops:
+            return ops[args.command](args)
         if args.command == "validate":
             return validate_command(args.config, args.overrides)
         if args.command == "results":
@@ -187,6 +193,33 @@ def main(argv: list[str] | None = None) -> int:
     except _user_errors() as e:
         return _fail(str(e))
     return 0
+
+
+def add_resume_command(sub) -> dict:
+    """`resume EXPERIMENT`: finish an interrupted grid (Tuner.restore), into the same MLflow runs."""
+    p = sub.add_parser("resume", help="finish the unfinished cells of an interrupted grid")
+    p.add_argument("experiment", help="MLflow experiment name, or the experiment's config file")
+    p.add_argument("--parent-run", help="the parent run to resume (default: the latest)")
+    p.add_argument("--tracking-uri")
+    p.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local cluster)")
+
+    def on_resume(args) -> int:
+        from pathlib import Path
+
+        from ray_jobs.run import resume_experiment
+        from ray_jobs.tracking import resolve_tracking_uri
+        experiment, uri = args.experiment, args.tracking_uri
+        if experiment.endswith((".yaml", ".yml")) and Path(experiment).is_file():
+            from bias.config import load_config
+            cfg = load_config(experiment)
+            experiment, uri = cfg.experiment_name, resolve_tracking_uri(cfg.tracking.uri, uri)
+        try:
+            parent_run_id, _ = resume_experiment(experiment, uri, args.address, args.parent_run)
+        except KeyboardInterrupt:
+            return _fail("interrupted; run resume again to go on")
+        print_results(experiment, resolve_tracking_uri(None, uri), parent_run_id=parent_run_id)
+        return 0
+    return {"resume": on_resume}
 
 
 def validate_command(config: str, overrides: list[str]) -> int:

@@ -29,20 +29,23 @@ def choose_engine(cfg: ExperimentConfig, cluster_gpus: float) -> str:
         raise ExperimentError(str(e)) from None
 
 
-def generate_sets(cfg: ExperimentConfig, engine: str, echo=print) -> dict:
-    """{(bias_type, seed): GeneratedSet} for the whole config, one line per set."""
+def generate_sets(cfg: ExperimentConfig, engine: str, echo=print,
+                  jobs: list[tuple[str, int]] | None = None) -> dict:
+    """{(bias_type, seed): GeneratedSet} for `jobs` (default: every type x seed of the config),
+    one line per set; existing sets are cache hits."""
     from generation.pipeline import generate
     generated = {}
-    for seed in cfg.seeds:
-        for bias_type in cfg.bias_types:
-            gen = generate(cfg, bias_type, seed, engine,
-                           on_shard=lambda r, t=bias_type: echo(f"  {t}: shard {r[0]}-{r[1]} written"))
-            work = gen.work
-            how = ("cache hit" if gen.cache_hit else
-                   f"{work['shards_generated']} shards generated, {work['shards_reused']} reused")
-            echo(f"generation {bias_type} seed {seed}: {gen.stats['kept']}/"
-                 f"{gen.stats['requested']} kept ({how}) -> {gen.uri}")
-            generated[(bias_type, seed)] = gen
+    if jobs is None:
+        jobs = [(t, s) for s in cfg.seeds for t in cfg.bias_types]
+    for bias_type, seed in jobs:
+        gen = generate(cfg, bias_type, seed, engine,
+                       on_shard=lambda r, t=bias_type: echo(f"  {t}: shard {r[0]}-{r[1]} written"))
+        work = gen.work
+        how = ("cache hit" if gen.cache_hit else
+               f"{work['shards_generated']} shards generated, {work['shards_reused']} reused")
+        echo(f"generation {bias_type} seed {seed}: {gen.stats['kept']}/"
+             f"{gen.stats['requested']} kept ({how}) -> {gen.uri}")
+        generated[(bias_type, seed)] = gen
     return generated
 
 

@@ -21,7 +21,7 @@ def run_rounds(cfg: ExperimentConfig, tracking_uri: str, experiment_id: str, par
     import mlflow.data
 
     from generation.pipeline import generate
-    from ray_jobs.run import ExperimentError, build_tuner
+    from ray_jobs.run import ExperimentError, cell_logger, cell_trainable, finish_grid, grid_tuner
     from training.grid import make_cell
 
     adapters: dict[int, str] = {}
@@ -41,13 +41,11 @@ def run_rounds(cfg: ExperimentConfig, tracking_uri: str, experiment_id: str, par
                  f"generations kept{' (cache hit)' if gen.cache_hit else ''}"
                  f"{' from round ' + str(k - 1) + ' model' if adapter else ''}")
             cell = make_cell("train", NEUTRAL, cfg.round_ratio, "none", seed, round=k)
-            tuner = build_tuner(cfg, [cell], {f"{NEUTRAL}|{seed}": gen.uri}, tracking_uri,
-                                experiment_id, parent_run_id,
-                                f"{cfg.name}-{parent_run_id[:8]}-round{k}-s{seed}", 1)
-            result = tuner.fit()[0]
-            if result.error:
-                raise ExperimentError(f"round {k} (seed {seed}) failed: "
-                                      f"{str(result.error).splitlines()[0]}")
+            tuner = grid_tuner(cell_trainable(cfg, {(NEUTRAL, seed): gen}), [cell.model_dump()],
+                               cfg.storage_path, f"{cfg.name}-{parent_run_id[:8]}-round{k}-s{seed}",
+                               1, cfg.resources.max_failures,
+                               [cell_logger(cfg, tracking_uri, experiment_id, parent_run_id, [cell])])
+            result = finish_grid(mlflow, tuner, 1, parent_run_id)[0]
             adapter = result.metrics.get("adapter_path")
             if not adapter:
                 raise ExperimentError(f"round {k} (seed {seed}) reported no adapter checkpoint")

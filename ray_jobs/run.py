@@ -13,16 +13,13 @@ import json
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import yaml
 
-from bias.config import ConfigError, ExperimentConfig, load_config
-from bias.paths import MissingDataError
+from bias.config import ExperimentConfig
 from ray_jobs.analyses import run_analyses
-from ray_jobs.tracking import (TAG_KIND, CellRunLogger, TrackingUnreachableError,
-                               check_tracking_reachable, resolve_tracking_uri)
+from ray_jobs.tracking import (TAG_KIND, TAG_TUNE_PATH, CellRunLogger, check_tracking_reachable, finished_cells, resolve_tracking_uri)
 
 
 class ExperimentError(RuntimeError):
@@ -49,24 +46,17 @@ def preflight(cfg: ExperimentConfig, tracking_uri: str) -> None:
             raise ExperimentError("data.original=hub needs the `datasets` package") from None
 
 
-# Worker-side noise that says nothing about the run: weight-loading bars, advisory warnings.
-QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
-             "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "TOKENIZERS_PARALLELISM": "false",
-             "PYTHONWARNINGS": "ignore::FutureWarning,ignore::UserWarning"}
-
-
 def connect_ray(address: str | None):
     import ray
     address = address or os.environ.get("RAY_ADDRESS")
     if ray.is_initialized():
         return ray
-    runtime_env = {"env_vars": QUIET_ENV}
     try:
         if address:
-            ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
+            ray.init(address=address, log_to_driver=True)
         else:
             # The dashboard also serves the State API that Ray Train's placement-group cleaner polls.
-            ray.init(log_to_driver=True, runtime_env=runtime_env)
+            ray.init(log_to_driver=True)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ExperimentError(f"cannot connect to Ray at {address or 'a new local cluster'}: "
                               f"{str(e).splitlines()[0]}") from None
@@ -85,43 +75,20 @@ def flat_params(cfg: ExperimentConfig) -> dict[str, str]:
 
 
 def log_generated(mlflow, generated: dict, cfg: ExperimentConfig) -> None:
-    """Each augmented set as a dataset input of the open run (source: the set's URI; digest: of
-    its rows), with its stats, drop counts, a sample, and its group balance: counts per group and
-    occupation as a table plus a chi-square test against balance (generation/balance.py)."""
+    """Each augmented set as a dataset input of the parent run, with its stats and group balance."""
     import mlflow.data
-
-    from generation.balance import balance_table, balance_test, group_shares
     for (bias_type, seed), gen in generated.items():
         frame = gen.read()
-        with warnings.catch_warnings():   # a local path fits two source kinds; ints are ints
-            warnings.filterwarnings("ignore", message="The specified dataset source")
-            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-            dataset = mlflow.data.from_pandas(frame, source=gen.uri,
-                                              name=f"augmented-{bias_type}-s{seed}")
-            mlflow.log_input(dataset, context="augmented",
-                             tags={"generation_key": gen.key, "bias_type": bias_type,
-                                   "seed": str(seed), "cache_hit": str(gen.cache_hit).lower()})
+        dataset = mlflow.data.from_pandas(frame, source=gen.uri, name=f"augmented-{bias_type}-s{seed}")
+        mlflow.log_input(dataset, context="augmented")
         prefix = f"generation.{bias_type}.s{seed}"
-        table = balance_table(frame, cfg.social_bias)
-        test = balance_test(table)
         mlflow.log_metrics({f"{prefix}.kept": gen.stats["kept"],
                             f"{prefix}.requested": gen.stats["requested"],
                             **{f"{prefix}.dropped_{k}": v for k, v in gen.stats["dropped"].items()},
-                            **{f"{prefix}.duplicates_{k}": v
-                               for k, v in gen.stats.get("duplicates", {}).items()},
                             **({f"{prefix}.tokens_per_second": gen.stats["tokens_per_second"]}
-                               if gen.stats.get("tokens_per_second") else {}),
-                            f"{prefix}.balance_chi2": test["chi2"],
-                            f"{prefix}.balance_p_value": test["p_value"],
-                            **{f"{prefix}.share_{g}": v
-                               for g, v in group_shares(frame, cfg.social_bias).items()}})
-        mlflow.log_dict({**gen.stats, "balance_test": test},
-                        f"generation/{bias_type}-s{seed}-stats.json")
-        mlflow.log_table(table, artifact_file=f"generation/{bias_type}-s{seed}-group-balance.json")
-        # The sample covers every occupation x group cell before it repeats one.
-        sample = (frame.assign(_k=frame.groupby(["occupation", "group"]).cumcount())
-                  .sort_values(["_k", "prompt_index"]).drop(columns="_k").head(50))
-        mlflow.log_table(sample, artifact_file=f"generation/{bias_type}-s{seed}-sample.json")
+                               if gen.stats.get("tokens_per_second") else {})})
+        mlflow.log_dict(gen.stats, f"generation/{bias_type}-s{seed}-stats.json")
+        mlflow.log_table(frame.head(50), artifact_file=f"generation/{bias_type}-s{seed}-sample.json")
 
 
 def check_enough_generations(generated: dict, cfg: ExperimentConfig) -> None:
@@ -135,6 +102,55 @@ def check_enough_generations(generated: dict, cfg: ExperimentConfig) -> None:
             f"generation.samples_per_type. Finished generations stay cached.")
 
 
+def cell_logger(cfg: ExperimentConfig, tracking_uri: str, experiment_id: str,
+                parent_run_id: str, cells: list) -> CellRunLogger:
+    return CellRunLogger(tracking_uri, experiment_id, parent_run_id,
+                         {c.cell_id: c.model_dump() for c in cells},
+                         {"social_bias": cfg.social_bias, "model": cfg.model.name,
+                          "generator": cfg.generation.model,
+                          "dataset_size": str(cfg.data.dataset_size)}, cfg.storage_path)
+
+
+def cell_trainable(cfg: ExperimentConfig, generated: dict, finished_cells: tuple[str, ...] = ()):
+    """The Tune trainable: one `run_cell_trial` per cell, its driver sized by `resources`."""
+    from ray import tune
+
+    from training.trial import run_cell_trial
+    return tune.with_resources(
+        tune.with_parameters(run_cell_trial, experiment=cfg.model_dump(mode="json"),
+                             augmented_uris={f"{t}|{s}": g.uri for (t, s), g in generated.items()},
+                             finished_cells=finished_cells),
+        {"cpu": cfg.resources.driver_cpus, **cfg.resources.driver_resources})
+
+
+def grid_tuner(trainable, cells: list[dict], storage: str, tune_name: str, max_concurrent: int,
+               max_failures: int, callbacks: list, reuse_actors: bool = False):
+    """One Tune trial per cell, at most `max_concurrent` at a time, failed trials retried."""
+    from ray import tune
+    return tune.Tuner(
+        trainable,
+        param_space={"cell": tune.grid_search(cells), "train_storage": f"{storage}/{tune_name}/train"},
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent,
+                                    reuse_actors=reuse_actors),
+        run_config=tune.RunConfig(name=tune_name, storage_path=storage, callbacks=callbacks,
+                                  verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=max_failures)))
+
+
+def finish_grid(mlflow, tuner, n_cells: int, parent_run_id: str):
+    """Fit, log the grid's wall time and failures on the parent run; raise if cells failed."""
+    grid_started = time.perf_counter()
+    results = tuner.fit()
+    mlflow.log_metric("grid_seconds", time.perf_counter() - grid_started)
+    failed = [r for r in results if r.error]
+    mlflow.set_tag("bias_inherit.failed_cells", str(len(failed)))
+    if failed:
+        raise ExperimentError(f"{len(failed)} of {n_cells} cells failed; finished cells are in "
+                              f"MLflow run {parent_run_id}; `bias-inherit resume` reruns them. "
+                              f"First error: {str(failed[0].error).splitlines()[0]}")
+    return results
+
+
 def run_experiment(cfg: ExperimentConfig, address: str | None = None,
                    tracking_uri: str | None = None, echo=print) -> str:
     """Run the whole experiment; returns the MLflow parent run id."""
@@ -144,7 +160,7 @@ def run_experiment(cfg: ExperimentConfig, address: str | None = None,
     import mlflow
 
     from ray_jobs.generate import choose_engine, generate_sets
-    from training.grid import derive_max_concurrent_trials, expand_cells
+    from training.grid import derive_max_concurrent_trials, expand_cells, generation_jobs
 
     ray = connect_ray(address)
     storage = storage_uri(cfg.storage_path)
@@ -164,56 +180,103 @@ def run_experiment(cfg: ExperimentConfig, address: str | None = None,
 
         engine = choose_engine(cfg, cluster.get("GPU", 0))
         gen_started = time.perf_counter()
-        generated = generate_sets(cfg, engine, echo)   # cached sets: no model work
+        generated = generate_sets(cfg, engine, echo, generation_jobs(cells))   # cache hits: no model work
         mlflow.log_metric("generation_seconds", time.perf_counter() - gen_started)
         log_generated(mlflow, generated, cfg)
         check_enough_generations(generated, cfg)
         run_analyses(cfg, generated, mlflow, echo)
 
         echo(f"grid: {len(cells)} cells, {max_concurrent} at a time, engine={engine}")
-        tuner = build_tuner(cfg, cells, {f"{t}|{s}": g.uri for (t, s), g in generated.items()},
-                            tracking_uri, experiment.experiment_id, parent.info.run_id,
-                            f"{cfg.name}-{parent.info.run_id[:8]}", max_concurrent)
-        grid_started = time.perf_counter()
-        results = tuner.fit()
-        mlflow.log_metric("grid_seconds", time.perf_counter() - grid_started)
-        failed = [r for r in results if r.error]
-        mlflow.set_tag("bias_inherit.failed_cells", str(len(failed)))
-        if failed:
-            raise ExperimentError(f"{len(failed)} of {len(cells)} cells failed; finished cells "
-                                  f"are in MLflow run {parent.info.run_id}. First error: "
-                                  f"{str(failed[0].error).splitlines()[0]}")
+        logger = cell_logger(cfg, tracking_uri, experiment.experiment_id, parent.info.run_id, cells)
+        # Train runs live inside the Tune experiment: a rerun of the config starts clean, while
+        # a retried or resumed trial finds its own run's checkpoints again.
+        tune_name = f"{cfg.name}-{parent.info.run_id[:8]}"
+        mlflow.set_tag(TAG_TUNE_PATH, f"{storage}/{tune_name}")
+        tuner = grid_tuner(cell_trainable(cfg, generated), [c.model_dump() for c in cells],
+                           storage, tune_name, max_concurrent, cfg.resources.max_failures, [logger])
+        finish_grid(mlflow, tuner, len(cells), parent.info.run_id)
         if cfg.rounds > 1:
             from ray_jobs.rounds import run_rounds
             run_rounds(cfg, tracking_uri, experiment.experiment_id, parent.info.run_id, echo)
         return parent.info.run_id
 
 
-def build_tuner(cfg: ExperimentConfig, cells: list, augmented_uris: dict[str, str],
-                tracking_uri: str, experiment_id: str, parent_run_id: str, name: str,
-                max_concurrent: int):
-    """One Tune trial per cell, each a TorchTrainer; child runs logged by CellRunLogger."""
+def find_parent_run(experiment: str, tracking_uri: str, parent_run_id: str | None = None):
+    """The parent run to resume (the latest of the experiment by default) and its config."""
+    from mlflow.tracking import MlflowClient
+
+    from ray_jobs.tracking import latest_parent_run
+    client = MlflowClient(tracking_uri)
+    if client.get_experiment_by_name(experiment) is None:
+        raise ExperimentError(f"no MLflow experiment named {experiment!r} at {tracking_uri}")
+    parent_run_id = parent_run_id or latest_parent_run(experiment, tracking_uri)
+    if parent_run_id is None:
+        raise ExperimentError(f"experiment {experiment!r} has no bias-inherit parent run to resume")
+    run = client.get_run(parent_run_id)
+    local = client.download_artifacts(parent_run_id, "config.yaml")
+    cfg = ExperimentConfig.model_validate(yaml.safe_load(Path(local).read_text()))
+    return run, cfg
+
+
+def tune_experiment_state(path: str) -> dict[str, str]:
+    """Trial id -> Tune status of a Tune experiment directory (TERMINATED = finished)."""
+    from ray.tune import ExperimentAnalysis
+    return {t.trial_id: t.status for t in ExperimentAnalysis(path).trials}
+
+
+def resume_experiment(experiment: str, tracking_uri: str | None = None, address: str | None = None,
+                      parent_run_id: str | None = None, echo=print) -> tuple[str, list[str]]:
+    """Finish an interrupted grid with Tuner.restore: finished cells stay as they are, unfinished
+    and failed ones run (resuming from their Train checkpoints), logging into the same child runs.
+    Returns the parent run id and the cells that ran."""
+    tracking_uri = resolve_tracking_uri(None, tracking_uri)
+    check_tracking_reachable(tracking_uri)
+    parent, cfg = find_parent_run(experiment, tracking_uri, parent_run_id)
+    parent_run_id = parent.info.run_id
+    tune_path = parent.data.tags.get(TAG_TUNE_PATH)
+    preflight(cfg, tracking_uri)
+
+    import mlflow
     from ray import tune
 
-    from training.trial import run_cell_trial
-    trainable = tune.with_resources(
-        tune.with_parameters(run_cell_trial, experiment=cfg.model_dump(mode="json"),
-                             augmented_uris=augmented_uris),
-        {"cpu": cfg.resources.driver_cpus, **cfg.resources.driver_resources})
-    logger = CellRunLogger(tracking_uri, experiment_id, parent_run_id,
-                           {c.cell_id: c.model_dump() for c in cells},
-                           {"social_bias": cfg.social_bias, "model": cfg.model.name,
-                            "generator": cfg.generation.model,
-                            "dataset_size": str(cfg.data.dataset_size)}, cfg.storage_path)
-    return tune.Tuner(
-        trainable,
-        param_space={"cell": tune.grid_search([c.model_dump() for c in cells]),
-                     "train_storage": f"{cfg.storage_path}/train"},
-        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent),
-        run_config=tune.RunConfig(
-            name=name, storage_path=cfg.storage_path, callbacks=[logger], verbose=0,
-            failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures)),
-    )
+    from ray_jobs.generate import choose_engine, generate_sets
+    from training.grid import expand_cells, generation_jobs
+    if not tune_path or not tune.Tuner.can_restore(tune_path):
+        raise ExperimentError(
+            f"parent run {parent_run_id} has no Tune experiment to restore "
+            f"({tune_path or 'the grid never started'}); run the config again: finished "
+            f"generations are cached")
+    ray = connect_ray(address)
+    cells = expand_cells(cfg)
+    # MLflow is the record: a cell whose child run finished is done even where Tune's state
+    # (saved every few seconds) had not caught up when the driver died.
+    done = set(finished_cells(tracking_uri, parent.info.experiment_id, parent_run_id))
+    status = tune_experiment_state(tune_path)
+    to_run = sorted(c.cell_id for c in cells if c.cell_id not in done)
+    echo(f"resume {tune_path}: {len(cells) - len(to_run)} of {len(cells)} cells finished, "
+         f"{len(to_run)} to run ({', '.join(to_run) or 'none'}); Tune state: "
+         f"{sum(s == 'TERMINATED' for s in status.values())} terminated")
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run(run_id=parent_run_id):
+        mlflow.set_tag("bias_inherit.resumed", time.strftime("%Y-%m-%dT%H:%M:%S"))
+        engine = choose_engine(cfg, ray.cluster_resources().get("GPU", 0))
+        generated = generate_sets(cfg, engine, echo, generation_jobs(cells))
+        check_enough_generations(generated, cfg)
+        tuner = tune.Tuner.restore(tune_path, cell_trainable(cfg, generated, tuple(sorted(done))),
+                                   resume_unfinished=True, resume_errored=True)
+        # The callbacks come back from tuner.pkl; point the cell logger at this session's URI.
+        loggers = [cb for cb in tuner._local_tuner.get_run_config().callbacks
+                   if isinstance(cb, CellRunLogger)]
+        for logger in loggers:
+            logger.retarget(tracking_uri, skip_cells=done)
+        finish_grid(mlflow, tuner, len(cells), parent_run_id)
+        started = [cell for logger in loggers for cell in logger.started]
+        echo(f"resumed: {len(started)} cells ran ({', '.join(sorted(started)) or 'none'})")
+        stale = sorted(set(to_run) - set(started))
+        if stale:   # finished in Tune, but their last MLflow writes died with the driver
+            echo(f"warning: {len(stale)} cells finished in Tune but not in MLflow ({', '.join(stale)}); "
+                 f"their results are in {tune_path}")
+        return parent_run_id, started
 
 
 def main(argv: list[str] | None = None) -> int:

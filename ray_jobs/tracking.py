@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,12 +17,21 @@ import pandas as pd
 TAG_KIND = "bias_inherit.kind"          # parent | cell
 TAG_CELL = "bias_inherit.cell_id"
 TAG_PARENT = "mlflow.parentRunId"
+TAG_STARTS = "bias_inherit.trial_starts"  # how often the cell's trial started (retries, resume)
+TAG_TUNE_PATH = "bias_inherit.tune_path"  # the Tune experiment directory, for `resume`
+# String results logged as tags: where the trial driver and the rank-0 Train worker ran.
+NODE_KEYS = ("driver_node_id", "worker_node_id")
 CELL_PARAMS = ("cell_id", "kind", "bias_type", "ratio", "mitigation", "seed", "round")
 # Keys Tune adds to every result; they are bookkeeping, not metrics of the cell.
 _TUNE_KEYS = {"done", "training_iteration", "timestamp", "time_this_iter_s", "time_total_s",
               "pid", "hostname", "node_ip", "time_since_restore", "iterations_since_restore",
               "checkpoint_dir_name", "should_checkpoint", "trial_id", "date", "experiment_tag",
               "config", "epoch"}
+
+
+# Tracking URI schemes MLflow understands (database URIs may carry a driver: postgresql+psycopg2).
+KNOWN_SCHEMES = {"http", "https", "sqlite", "file", "postgresql", "mysql", "mssql", "databricks",
+                 "databricks-uc", "uc"}
 
 
 class TrackingUnreachableError(RuntimeError):
@@ -53,6 +63,10 @@ def check_tracking_reachable(uri: str, timeout: float = 5.0) -> None:
         if not folder.is_dir() or not os.access(folder, os.W_OK):
             raise TrackingUnreachableError(f"cannot write the MLflow SQLite store {uri}: "
                                            f"{folder} is not a writable directory")
+    elif "://" in uri and uri.split("://", 1)[0].split("+", 1)[0] not in KNOWN_SCHEMES:
+        raise TrackingUnreachableError(
+            f"tracking URI {uri} has an unknown scheme; use http(s)://HOST:PORT for a tracking "
+            f"server, sqlite:///PATH, or a database URI ({', '.join(sorted(KNOWN_SCHEMES))})")
 
 
 def numeric_metrics(result: dict) -> dict[str, float]:
@@ -66,9 +80,11 @@ def numeric_metrics(result: dict) -> dict[str, float]:
 
 
 def find_cell_run(client, experiment_id: str, parent_run_id: str, cell_id: str):
+    """The cell's child run under the parent, the oldest if a lost reply ever made two."""
     runs = client.search_runs([experiment_id],
                               filter_string=f"tags.`{TAG_PARENT}` = '{parent_run_id}' and "
-                                            f"tags.`{TAG_CELL}` = '{cell_id}'", max_results=1)
+                                            f"tags.`{TAG_CELL}` = '{cell_id}'",
+                              order_by=["attributes.start_time ASC"], max_results=1)
     return runs[0] if runs else None
 
 
@@ -83,6 +99,19 @@ def _download_checkpoint(path: str, storage_path: str) -> str:
     return local
 
 
+def is_transient(error: BaseException) -> bool:
+    """An MLflow failure worth retrying later (server down, restarting, overloaded)."""
+    import requests
+    from mlflow.exceptions import MlflowException
+    if isinstance(error, (requests.RequestException, ConnectionError, TimeoutError)):
+        return True
+    if isinstance(error, MlflowException):
+        return (error.error_code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE",
+                                     "REQUEST_LIMIT_EXCEEDED")
+                or error.get_http_status_code() >= 500)
+    return False
+
+
 try:
     from ray.tune import Callback as _TuneCallback
 except ImportError:  # tracking helpers stay importable without ray (e.g. `results`)
@@ -90,15 +119,41 @@ except ImportError:  # tracking helpers stay importable without ray (e.g. `resul
 
 
 class CellRunLogger(_TuneCallback):
-    """One nested MLflow child run per grid cell, found again by its cell-id tag (idempotent)."""
+    """One nested MLflow child run per grid cell, found again by its cell-id tag (idempotent).
+
+    Idempotent across trial retries, driver restarts and `bias-inherit resume`: the run is
+    looked up in MLflow (tag `bias_inherit.cell_id` under the parent), never remembered only in
+    memory, and a create whose reply was lost is looked up again before it is retried.
+
+    Survives a tracking-server outage: a write that fails with a transient error is queued and
+    replayed, in order, at the next event; the end of the grid waits up to `flush_timeout_s` for
+    the server before it gives up and names what was not written.
+    """
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str,
-                 cells: dict[str, dict], shared_params: dict[str, str], storage_path: str):
+                 cells: dict[str, dict], shared_params: dict[str, str], storage_path: str,
+                 flush_timeout_s: float = 300.0):
         self.tracking_uri, self.experiment_id = tracking_uri, experiment_id
         self.parent_run_id, self.cells = parent_run_id, cells
         self.shared_params, self.storage_path = shared_params, storage_path
+        self.flush_timeout_s = flush_timeout_s
+        self.started: list[str] = []     # cell ids whose trial started in this process
+        self.skip_cells: set[str] = set()
         self._runs: dict[str, str] = {}
+        self._pending: list[tuple[str, object]] = []
         self._client = None
+
+    def __getstate__(self):
+        # Pickled into Tune's tuner.pkl: keep configuration, drop clients and per-process state.
+        state = self.__dict__.copy()
+        state.update(_client=None, _runs={}, _pending=[], started=[], skip_cells=set())
+        return state
+
+    def retarget(self, tracking_uri: str, skip_cells=()) -> None:
+        """Point a logger restored from tuner.pkl at the tracking URI of this session; events of
+        `skip_cells` (finished in MLflow already) are not logged again."""
+        self.tracking_uri, self._client = tracking_uri, None
+        self.skip_cells = set(skip_cells)
 
     @property
     def client(self):
@@ -107,9 +162,29 @@ class CellRunLogger(_TuneCallback):
             self._client = MlflowClient(self.tracking_uri)
         return self._client
 
-    def _run_id(self, trial) -> str:
+    # -- writes: in order, queued while the server is away ---------------------------------
+    def _write(self, what: str, op) -> None:
+        self._pending.append((what, op))
+        self._flush()
+
+    def _flush(self) -> bool:
+        """Replay queued writes in order; stop at the first transient failure. True when empty."""
+        import logging
+        while self._pending:
+            what, op = self._pending[0]
+            try:
+                op()
+            except Exception as e:  # noqa: BLE001 - sorted into transient / permanent below
+                if is_transient(e):
+                    return False
+                logging.getLogger(__name__).warning("MLflow write dropped (%s): %s", what, e)
+            self._pending.pop(0)
+        return True
+
+    def _run_id(self, cell: dict) -> str:
+        """The cell's child run, created on first need; raises a transient error when MLflow is
+        away (callers queue the write that needed it)."""
         from mlflow.entities import Param
-        cell = trial.config["cell"]
         cell_id = cell["cell_id"]
         if cell_id not in self._runs:
             run = find_cell_run(self.client, self.experiment_id, self.parent_run_id, cell_id)
@@ -122,29 +197,78 @@ class CellRunLogger(_TuneCallback):
             self._runs[cell_id] = run.info.run_id
         return self._runs[cell_id]
 
+    # -- Tune events -------------------------------------------------------------------------
     def on_trial_start(self, iteration, trials, trial, **info):
-        run_id = self._run_id(trial)
-        self.client.set_tag(run_id, "ray.trial_id", trial.trial_id)
+        cell = trial.config["cell"]
+        if cell["cell_id"] in self.skip_cells:
+            return
+        self.started.append(cell["cell_id"])
+
+        def start():
+            run_id = self._run_id(cell)
+            tags = self.client.get_run(run_id).data.tags
+            starts = int(tags.get(TAG_STARTS, "0")) + 1
+            self.client.set_tag(run_id, TAG_STARTS, str(starts))
+            self.client.set_tag(run_id, "ray.trial_id", trial.trial_id)
+            if starts > 1:   # a retried or resumed cell: RUNNING again until it ends
+                self.client.update_run(run_id, status="RUNNING")
+        self._write(f"start {cell['cell_id']}", start)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         from mlflow.entities import Metric
-        run_id = self._run_id(trial)
+        cell = trial.config["cell"]
+        if cell["cell_id"] in self.skip_cells:
+            return
         step = int(result.get("epoch", result.get("training_iteration", 0)))
-        now = int(result.get("timestamp", 0) * 1000) or None
-        metrics = [Metric(k, v, now or 0, step) for k, v in numeric_metrics(result).items()]
-        if metrics:
-            self.client.log_batch(run_id, metrics=metrics)
+        now = int(result.get("timestamp", 0) * 1000) or int(time.time() * 1000)
+        metrics = [Metric(k, v, now, step) for k, v in numeric_metrics(result).items()]
+        tags = {f"bias_inherit.{k}": str(result[k]) for k in NODE_KEYS if result.get(k)}
         checkpoint_path = result.get("checkpoint_path")
-        if checkpoint_path:
-            local = _download_checkpoint(checkpoint_path, self.storage_path)
-            self.client.log_artifacts(run_id, local, artifact_path="adapter")
-            self.client.set_tag(run_id, "bias_inherit.adapter_checkpoint", checkpoint_path)
+        is_adapter = checkpoint_path and result.get("checkpoint_kind") != "epoch"
+
+        def log():
+            run_id = self._run_id(cell)
+            if metrics:
+                self.client.log_batch(run_id, metrics=metrics)
+            for key, value in tags.items():
+                self.client.set_tag(run_id, key, value)
+            if is_adapter:
+                local = _download_checkpoint(checkpoint_path, self.storage_path)
+                self.client.log_artifacts(run_id, local, artifact_path="adapter")
+                self.client.set_tag(run_id, "bias_inherit.adapter_checkpoint", checkpoint_path)
+        self._write(f"result {cell['cell_id']} step {step}", log)
+
+    def _end(self, trial, status: str) -> None:
+        cell = trial.config["cell"]
+        if cell["cell_id"] in self.skip_cells:
+            return
+        self._write(f"{status} {cell['cell_id']}",
+                    lambda: self.client.set_terminated(self._run_id(cell), status=status))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.client.set_terminated(self._run_id(trial), status="FINISHED")
+        self._end(trial, "FINISHED")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.client.set_terminated(self._run_id(trial), status="FAILED")
+        self._end(trial, "FAILED")
+
+    def on_experiment_end(self, trials, **info):
+        deadline = time.monotonic() + self.flush_timeout_s
+        while not self._flush() and time.monotonic() < deadline:
+            time.sleep(2.0)
+        if self._pending:
+            import logging
+            logging.getLogger(__name__).error(
+                "MLflow at %s stayed unreachable; %d writes were not logged: %s",
+                self.tracking_uri, len(self._pending), [w for w, _ in self._pending][:10])
+
+
+def finished_cells(tracking_uri: str, experiment_id: str, parent_run_id: str) -> list[str]:
+    """Cell ids whose child run under the parent has FINISHED."""
+    from mlflow.tracking import MlflowClient
+    runs = MlflowClient(tracking_uri).search_runs(
+        [experiment_id], filter_string=f"tags.`{TAG_PARENT}` = '{parent_run_id}' and "
+                                       f"attributes.status = 'FINISHED'", max_results=10000)
+    return sorted({r.data.tags[TAG_CELL] for r in runs if TAG_CELL in r.data.tags})
 
 
 def latest_parent_run(experiment: str, tracking_uri: str):

@@ -610,3 +610,46 @@ def test_rayversion_and_readme_versions():
     readme = README.read_text()
     for name, version in (("Ray", RAY_VERSION), ("MLflow", MLFLOW_VERSION), ("vLLM", PINS["vllm"])):
         assert f"{name} {version}" in readme, f"README does not state {name} {version}"
+
+
+# --------------------------------------------------------------------------- #
+# The CLI's job submission and the experiment configs against the cluster shapes
+# --------------------------------------------------------------------------- #
+def test_bias_inherit_submit_excludes_what_the_plain_lines_exclude():
+    from ray_jobs.jobs import EXCLUDES
+
+    argv = _readme_submit_argv()
+    readme_env = json.loads(argv[argv.index("--runtime-env-json") + 1])
+    ((_, job),) = _of_kind("RayJob")
+    rayjob_env = yaml.safe_load(job["spec"]["runtimeEnvYAML"])
+    for where, excludes in (("README", readme_env["excludes"]), ("RayJob", rayjob_env["excludes"])):
+        missing = set(excludes) - set(EXCLUDES)
+        assert not missing, f"bias-inherit submit would upload what the {where} line excludes: {missing}"
+
+
+PAPER_CONFIGS = sorted((REPO / "configs").glob("paper_*.yaml"))
+
+
+@pytest.mark.parametrize("path", PAPER_CONFIGS, ids=lambda p: p.name)
+def test_paper_configs_fit_every_cluster_shape(path):
+    from bias.config import load_config
+    from training.grid import trial_demand
+
+    cfg = load_config(path)
+    res = cfg.resources
+    # Several nodes share Tune storage, checkpoints and the generation cache.
+    assert "://" in cfg.storage_path, f"{path.name}: storage_path must be a shared URI"
+    assert res.gpus_per_worker > 0 and res.gpus_per_worker * res.workers_per_trial <= GPUS_PER_NODE
+    # Trial drivers ask for a resource only the CPU heads advertise (so they stay off GPU nodes).
+    assert res.driver_resources.get(TRIAL_DRIVER, 0) > 0, f"{path.name}: drivers not pinned"
+    heads = [("launcher", _launcher()["available_node_types"][_launcher()["head_node_type"]]["resources"])]
+    heads += [(label, _ray_start_resources(spec["headGroupSpec"]["rayStartParams"]["resources"]))
+              for label, spec in _ray_cluster_specs()]
+    for label, resources in heads:
+        slots = resources.get(TRIAL_DRIVER, 0) / res.driver_resources[TRIAL_DRIVER]
+        assert slots >= res.max_concurrent_trials, f"{label}: {slots} driver slots for {path.name}"
+    # Autoscaling from zero GPUs: concurrency must be set, and must fit the largest GPU pool.
+    assert res.max_concurrent_trials, f"{path.name}: set resources.max_concurrent_trials"
+    launcher_gpus = sum(n.get("max_workers", 0) * n["resources"].get("GPU", 0)
+                        for n in _launcher()["available_node_types"].values())
+    assert res.max_concurrent_trials * trial_demand(res)["GPU"] <= launcher_gpus

@@ -80,7 +80,7 @@ def test_adapter_artifact_loads_with_peft_and_changes_the_model(finished_grid, m
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("e2e-grid")
     child = client.search_runs([experiment.experiment_id],
-                               f"tags.`bias_inherit.cell_id` = 'r0.25-contextual-single-explicit-token-s0'")[0]
+                               "tags.`bias_inherit.cell_id` = 'r0.25-contextual-single-explicit-token-s0'")[0]
     local = client.download_artifacts(child.info.run_id, "adapter")
     base = load_causal_lm("tiny-random-llama", torch.float32)
     tok = load_tokenizer("tiny-random-llama")

@@ -66,27 +66,37 @@ class ClusterTooSmallError(RuntimeError):
     """One trial needs more than the whole cluster has."""
 
 
+def generation_jobs(cells: list[Cell]) -> list[tuple[str, int]]:
+    """The distinct (bias type, seed) sets the cells train on; γ = 0 and base cells need none."""
+    return sorted({(c.bias_type, c.seed) for c in cells if c.trains and c.ratio > 0})
+
+
+def trial_demand(res: ResourcesConfig) -> dict[str, float]:
+    """What one trial holds while it runs: its driver plus all its Train workers."""
+    demand = {"CPU": res.driver_cpus + res.workers_per_trial * res.cpus_per_worker,
+              "GPU": res.workers_per_trial * res.gpus_per_worker}
+    for name, amount in res.worker_resources.items():
+        demand[name] = demand.get(name, 0.0) + res.workers_per_trial * amount
+    for name, amount in res.driver_resources.items():
+        demand[name] = demand.get(name, 0.0) + amount
+    return {k: v for k, v in demand.items() if v > 0}
+
+
 def derive_max_concurrent_trials(res: ResourcesConfig, cluster: dict[str, float],
                                  n_cells: int) -> int:
-    """As many trials as the cluster's CPUs and GPUs hold at once (Tune + Train hangs otherwise)."""
+    """As many trials as the cluster's CPUs, GPUs and custom resources hold at once (Tune + Train
+    hangs otherwise)."""
     if res.max_concurrent_trials:
         return min(res.max_concurrent_trials, n_cells)
-    per_trial_cpu = res.driver_cpus + res.workers_per_trial * res.cpus_per_worker
-    per_trial_gpu = res.workers_per_trial * res.gpus_per_worker
-    fits = [math.floor(cluster.get("CPU", 0) / per_trial_cpu + 1e-9)]
-    if per_trial_gpu:
-        fits.append(math.floor(cluster.get("GPU", 0) / per_trial_gpu + 1e-9))
-    for name, amount in res.driver_resources.items():
-        fits.append(math.floor(cluster.get(name, 0) / amount + 1e-9))
-    n = min(fits)
+    demand = trial_demand(res)
+    n = min(math.floor(cluster.get(name, 0) / amount + 1e-9) for name, amount in demand.items())
     if n < 1:
+        wanted = ", ".join(f"{v:g} {k}" for k, v in demand.items())
+        has = ", ".join(f"{cluster.get(k, 0):g} {k}" for k in demand)
         raise ClusterTooSmallError(
-            f"one trial needs {per_trial_cpu:g} CPU, {per_trial_gpu:g} GPU and "
-            f"{res.driver_resources or 'no custom resources'}; the cluster has "
-            f"{cluster.get('CPU', 0):g} CPU and {cluster.get('GPU', 0):g} GPU; lower "
-            f"resources.* or set resources.max_concurrent_trials for an autoscaling cluster")
+            f"one trial needs {wanted}; the cluster has {has}; lower resources.* or set "
+            f"resources.max_concurrent_trials for an autoscaling cluster")
     return min(n, n_cells)
-
 
 if __name__ == "__main__":
     from bias.config import load_config

@@ -21,6 +21,7 @@ from bias.original_data import load_original
 from generation.pipeline import read_generated
 from training.alignment import alignment_term
 from training.batching import shard_batch, source_stratified_batches
+from training.checkpointing import EpochCheckpointer, write_state
 from training.grid import Cell
 from training.mitigations import apply_mitigation
 from training.mixing import mix
@@ -86,16 +87,19 @@ def train_step_loss(model, batch: dict[str, torch.Tensor], align_lambda: float,
 
 def train_epochs(model, examples: list[dict], cfg: ExperimentConfig, seed: int, rank: int,
                  world: int, pad_id: int, device, on_epoch=None,
-                 align_lambda: float = 0.0) -> dict[str, float]:
+                 align_lambda: float = 0.0,
+                 checkpointer: EpochCheckpointer | None = None) -> dict[str, float]:
     """AdamW over source-stratified global batches (optim.batch_size rows, split across the
-    workers); returns throughput figures."""
+    workers); returns throughput figures. With a checkpointer, optimizer and RNG state come from
+    its checkpoint and finished epochs are skipped."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    start_epoch = checkpointer.attach(optimizer) if checkpointer else 0
     sources = ["augmented" if e["augmented"] else "original" for e in examples]
     tokens = 0
     step_seconds = 0.0
     model.train()
-    for epoch in range(cfg.optim.epochs):
+    for epoch in range(start_epoch, cfg.optim.epochs):
         # Same batches on every worker (seeded), so all take the same number of DDP steps.
         batches = source_stratified_batches(sources, cfg.optim.batch_size, seed, epoch)
         losses, aligns = [], []
@@ -146,6 +150,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
         metrics.update(mitigation_stats)
         examples = tokenize_examples(frame, tokenizer, cfg.optim.max_length, cfg.optim.train_on)
         model = lora_wrap(model, cfg)
+        # Adapter, optimizer and RNG from the run's latest checkpoint (a retried or resumed trial).
+        checkpointer = EpochCheckpointer(model, rank, cfg.resources.checkpoint_every_epoch)
         model = ray.train.torch.prepare_model(model) if world > 1 else model
 
         align_lambda = cfg.mitigation.loss_lambda if cell.mitigation == "loss" else 0.0
@@ -154,12 +160,14 @@ def train_loop_per_worker(loop_config: dict) -> None:
             report = {"epoch": epoch, "train_loss": loss}
             if align_lambda:
                 report["train_alignment_loss"] = align   # the loss mitigation's own term
-            ray.train.report(report)
+            checkpointer.report_epoch(epoch, report)
 
         train_started = time.perf_counter()
         metrics.update(train_epochs(model, examples, cfg, cell.seed, rank, world,
-                                    tokenizer.pad_token_id, device, on_epoch, align_lambda))
+                                    tokenizer.pad_token_id, device, on_epoch, align_lambda,
+                                    checkpointer))
         metrics["train_seconds"] = time.perf_counter() - train_started
+        metrics.update(checkpointer.metrics())
         metrics["n_augmented_rows"] = float((frame["source"] == "augmented").sum())
         metrics["n_original_rows"] = float((frame["source"] == "original").sum())
         model = getattr(model, "module", model)  # unwrap DDP for scoring and saving
@@ -172,6 +180,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
             metrics["eval_seconds"] = time.perf_counter() - eval_started
             if cell.trains:
                 model.save_pretrained(tmp)   # the LoRA adapter only (a few MB), not the base
+                write_state(tmp, cfg.optim.epochs)   # a restart after this point only evaluates
                 checkpoint = Checkpoint.from_directory(tmp)
         metrics["worker_seconds"] = time.perf_counter() - started
-        ray.train.report(metrics, checkpoint=checkpoint)
+        ray.train.report({**metrics, "worker_node_id": ray.get_runtime_context().get_node_id()},
+                         checkpoint=checkpoint)
