@@ -96,6 +96,8 @@ class OptimConfig(Strict):
     # all: the LM loss covers the bio text too, so biased wording can be inherited by generation
     # tasks; completion: only the label tokens (classic SFT, weaker inheritance).
     train_on: Literal["all", "completion"] = "all"
+    # Group rows of similar length into batches: less padding, same per-example losses.
+    length_bucketing: bool = False
 
 
 class MitigationConfig(Strict):

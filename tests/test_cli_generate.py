@@ -9,7 +9,7 @@ import pytest
 
 from bias.config import load_config
 from ray_jobs.cli import main
-from tests.conftest import _free_port, write_config
+from tests.conftest import free_port, write_config
 
 
 def _one_error_line(capsys) -> str:
@@ -37,7 +37,7 @@ def test_generate_user_errors_exit_2_with_one_line(tmp_path, tiny_model, capsys)
     assert "gpu extra" in _one_error_line(capsys)          # refused before Ray starts
 
     assert main(["generate", str(good), "generation.model=/nonexistent/model",
-                 "--tracking-uri", f"http://127.0.0.1:{_free_port()}"]) == 2
+                 "--tracking-uri", f"http://127.0.0.1:{free_port()}"]) == 2
     _one_error_line(capsys)                                 # tracking server unreachable
 
     with pytest.raises(SystemExit) as usage:

@@ -10,16 +10,32 @@ from __future__ import annotations
 import random
 
 
-def source_stratified_batches(sources: list[str], batch_size: int, seed: int,
-                              epoch: int) -> list[list[int]]:
+BUCKET_WINDOW = 8   # batches per sorting window: enough to group lengths, still shuffled
+
+
+def _bucketed(pool: list[int], lengths: list[int], window: int) -> list[int]:
+    """Sort a shuffled pool by length within windows, so neighbours have similar lengths."""
+    return [i for start in range(0, len(pool), window)
+            for i in sorted(pool[start:start + window], key=lambda i: lengths[i])]
+
+
+def source_stratified_batches(sources: list[str], batch_size: int, seed: int, epoch: int,
+                              lengths: list[int] | None = None) -> list[list[int]]:
     """Index batches for one epoch. Every row is used once; each batch gets a slice of both
-    shuffled sources in proportion, so batch b's share of augmented rows is γ up to rounding."""
+    shuffled sources in proportion, so batch b's share of augmented rows is γ up to rounding.
+
+    With `lengths`, rows are length-bucketed first (less padding per batch); the batch order is
+    shuffled afterwards so an epoch does not run from short to long rows."""
     original = [i for i, s in enumerate(sources) if s != "augmented"]
     augmented = [i for i, s in enumerate(sources) if s == "augmented"]
     rng = random.Random(f"batches-{seed}-{epoch}")
     rng.shuffle(original)
     rng.shuffle(augmented)
     n_batches = max(1, len(sources) // batch_size)
+    if lengths is not None:
+        window = batch_size * BUCKET_WINDOW
+        original = _bucketed(original, lengths, window * len(original) // max(1, len(sources)) or 1)
+        augmented = _bucketed(augmented, lengths, window * len(augmented) // max(1, len(sources)) or 1)
 
     def bounds(total: int, b: int) -> tuple[int, int]:
         return b * total // n_batches, (b + 1) * total // n_batches
@@ -32,6 +48,8 @@ def source_stratified_batches(sources: list[str], batch_size: int, seed: int,
         batches.append(original[o0:o0 + size - (a1 - a0)] + augmented[a0:a1])
     for batch in batches:
         rng.shuffle(batch)
+    if lengths is not None:
+        rng.shuffle(batches)
     return batches
 
 

@@ -96,12 +96,14 @@ def train_epochs(model, examples: list[dict], cfg: ExperimentConfig, seed: int, 
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     start_epoch = checkpointer.attach(optimizer) if checkpointer else 0
     sources = ["augmented" if e["augmented"] else "original" for e in examples]
+    lengths = [len(e["input_ids"]) for e in examples] if cfg.optim.length_bucketing else None
     tokens = 0
+    slots = 0   # batch rows x padded width: tokens / slots = 1 - padding fraction
     step_seconds = 0.0
     model.train()
     for epoch in range(start_epoch, cfg.optim.epochs):
         # Same batches on every worker (seeded), so all take the same number of DDP steps.
-        batches = source_stratified_batches(sources, cfg.optim.batch_size, seed, epoch)
+        batches = source_stratified_batches(sources, cfg.optim.batch_size, seed, epoch, lengths)
         losses, aligns = [], []
         for global_batch in batches:
             local = shard_batch(global_batch, sources, rank, world)
@@ -113,11 +115,13 @@ def train_epochs(model, examples: list[dict], cfg: ExperimentConfig, seed: int, 
             optimizer.zero_grad(set_to_none=True)
             step_seconds += time.perf_counter() - started
             tokens += int(batch["attention_mask"].sum())
+            slots += batch["attention_mask"].numel()
             losses.append(lm_loss.item())
             aligns.append(align)
         if on_epoch:
             on_epoch(epoch, sum(losses) / len(losses), sum(aligns) / len(aligns))
     return {"train_tokens": tokens, "train_step_seconds": step_seconds,
+            "padding_fraction": 1 - tokens / slots if slots else 0.0,
             "train_tokens_per_second": tokens / step_seconds if step_seconds else 0.0}
 
 

@@ -1,0 +1,82 @@
+"""Performance levers keep results exact, and the benchmarks produce every figure (--quick)."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tests.conftest import REPO
+
+
+def test_bucketed_batches_give_the_same_loss_as_padded_batches(tiny_model):
+    from bias.config import ExperimentConfig
+    from bias.models import load_causal_lm, load_tokenizer
+    from training.lora_loop import collate, lora_wrap
+    cfg = ExperimentConfig(name="t", bias_types=["neutral"], ratios=[0.0])
+    model = lora_wrap(load_causal_lm(tiny_model, torch.float32), cfg).eval()
+    tok = load_tokenizer(tiny_model, padding_side="right")
+    texts = ["Emma works at a clinic.", "James designs libraries and restores historic facades "
+             "in the old town, where he has lived for a decade.", "Wei paints."]
+    examples = [{"input_ids": tok(t)["input_ids"], "labels": tok(t)["input_ids"]} for t in texts]
+    dynamic = collate(examples, tok.pad_token_id)
+    dynamic.pop("augmented")
+    # the same rows padded to a fixed 64 tokens, as a plain pad-to-max loop does
+    width = 64
+    fixed = {k: torch.nn.functional.pad(v, (0, width - v.shape[1]),
+                                        value={"input_ids": tok.pad_token_id, "labels": -100,
+                                               "attention_mask": 0}[k])
+             for k, v in dynamic.items()}
+    with torch.no_grad():
+        assert abs(model(**dynamic).loss.item() - model(**fixed).loss.item()) < 1e-4
+        # a length-bucketed regrouping keeps every example's own loss
+        per_example = [model(**{k: v[i:i + 1] for k, v in dynamic.items()}).loss.item()
+                       for i in range(3)]
+        alone = [model(**{k: v for k, v in collate([e], tok.pad_token_id).items()
+                         if k != "augmented"}).loss.item() for e in examples]
+    assert all(abs(a - b) < 1e-4 for a, b in zip(per_example, alone))
+
+
+def test_bucketing_cuts_padding_and_keeps_rows_and_proportions():
+    import random
+
+    from training.batching import source_stratified_batches
+    rng = random.Random(0)
+    lengths = [rng.randint(30, 90) for _ in range(64)]
+    sources = ["augmented"] * 13 + ["original"] * 51
+
+    def padding(batches):
+        slots = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+        return 1 - sum(lengths) / slots
+
+    plain = source_stratified_batches(sources, 8, 0, 0)
+    bucketed = source_stratified_batches(sources, 8, 0, 0, lengths)
+    assert sorted(i for b in bucketed for i in b) == list(range(64))
+    assert [len(b) for b in bucketed] == [8] * 8
+    assert all(1 <= sum(sources[i] == "augmented" for i in b) <= 2 for b in bucketed)
+    assert padding(bucketed) < padding(plain) / 2
+
+
+def _load(name: str):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_eval_throughput_quick_reports_every_figure(tiny_model):
+    figures = _load("eval_throughput").main(["--quick"])
+    for key in ("likelihood_naive_tokens_per_s", "likelihood_batched_tokens_per_s",
+                "likelihood_speedup", "likelihood_argmax_agreement",
+                "generation_naive_tokens_per_s", "generation_batched_tokens_per_s",
+                "generation_speedup", "generation_same_text"):
+        assert key in figures and math.isfinite(figures[key]) and figures[key] > 0, key
+
+
+def test_train_throughput_quick_reports_every_figure(tiny_model, ray_local):
+    figures = _load("train_throughput").main(["--quick"])
+    for key in ("matmul_gflops", "ceiling_tokens_per_s", "plain_tokens_per_s",
+                "ours_tokens_per_s", "best_tokens_per_s", "ours_over_plain",
+                "best_fraction_of_ceiling", "padding_fraction_ours", "padding_fraction_best"):
+        assert key in figures and math.isfinite(figures[key]), key
+    assert figures["plain_tokens_per_s"] > 0 and figures["best_tokens_per_s"] > 0
