@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import yaml
@@ -75,20 +76,43 @@ def flat_params(cfg: ExperimentConfig) -> dict[str, str]:
 
 
 def log_generated(mlflow, generated: dict, cfg: ExperimentConfig) -> None:
-    """Each augmented set as a dataset input of the parent run, with its stats and group balance."""
+    """Each augmented set as a dataset input of the open run (source: the set's URI; digest: of
+    its rows), with its stats, drop counts, a sample, and its group balance: counts per group and
+    occupation as a table plus a chi-square test against balance (generation/balance.py)."""
     import mlflow.data
+
+    from generation.balance import balance_table, balance_test, group_shares
     for (bias_type, seed), gen in generated.items():
         frame = gen.read()
-        dataset = mlflow.data.from_pandas(frame, source=gen.uri, name=f"augmented-{bias_type}-s{seed}")
-        mlflow.log_input(dataset, context="augmented")
+        with warnings.catch_warnings():   # a local path fits two source kinds; ints are ints
+            warnings.filterwarnings("ignore", message="The specified dataset source")
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            dataset = mlflow.data.from_pandas(frame, source=gen.uri,
+                                              name=f"augmented-{bias_type}-s{seed}")
+            mlflow.log_input(dataset, context="augmented",
+                             tags={"generation_key": gen.key, "bias_type": bias_type,
+                                   "seed": str(seed), "cache_hit": str(gen.cache_hit).lower()})
         prefix = f"generation.{bias_type}.s{seed}"
+        table = balance_table(frame, cfg.social_bias)
+        test = balance_test(table)
         mlflow.log_metrics({f"{prefix}.kept": gen.stats["kept"],
                             f"{prefix}.requested": gen.stats["requested"],
                             **{f"{prefix}.dropped_{k}": v for k, v in gen.stats["dropped"].items()},
+                            **{f"{prefix}.duplicates_{k}": v
+                               for k, v in gen.stats.get("duplicates", {}).items()},
                             **({f"{prefix}.tokens_per_second": gen.stats["tokens_per_second"]}
-                               if gen.stats.get("tokens_per_second") else {})})
-        mlflow.log_dict(gen.stats, f"generation/{bias_type}-s{seed}-stats.json")
-        mlflow.log_table(frame.head(50), artifact_file=f"generation/{bias_type}-s{seed}-sample.json")
+                               if gen.stats.get("tokens_per_second") else {}),
+                            f"{prefix}.balance_chi2": test["chi2"],
+                            f"{prefix}.balance_p_value": test["p_value"],
+                            **{f"{prefix}.share_{g}": v
+                               for g, v in group_shares(frame, cfg.social_bias).items()}})
+        mlflow.log_dict({**gen.stats, "balance_test": test},
+                        f"generation/{bias_type}-s{seed}-stats.json")
+        mlflow.log_table(table, artifact_file=f"generation/{bias_type}-s{seed}-group-balance.json")
+        # The sample covers every occupation x group cell before it repeats one.
+        sample = (frame.assign(_k=frame.groupby(["occupation", "group"]).cumcount())
+                  .sort_values(["_k", "prompt_index"]).drop(columns="_k").head(50))
+        mlflow.log_table(sample, artifact_file=f"generation/{bias_type}-s{seed}-sample.json")
 
 
 def check_enough_generations(generated: dict, cfg: ExperimentConfig) -> None:
