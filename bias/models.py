@@ -127,14 +127,16 @@ def load_causal_lm(name: str, dtype: torch.dtype, device: str = "cpu"):
     return model.to(device)
 
 
-def local_dir(path: str) -> str:
-    """A local directory with the contents of `path` (a local dir or a pyarrow filesystem URI)."""
-    if "://" not in path:
+def local_dir(path: str, filesystem_uri: str | None = None) -> str:
+    """A local directory with the contents of `path`: a local dir, a pyarrow filesystem URI, or
+    a scheme-less path inside the filesystem of `filesystem_uri` (how Ray reports checkpoints)."""
+    if "://" not in path and (filesystem_uri is None or Path(path).is_dir()):
         return path
     import tempfile
 
     import pyarrow.fs as pafs
-    fs, inner = pafs.FileSystem.from_uri(path)
+    fs, inner = pafs.FileSystem.from_uri(path) if "://" in path else (
+        pafs.FileSystem.from_uri(filesystem_uri)[0], path)
     target = tempfile.mkdtemp(prefix="bias-inherit-")
     pafs.copy_files(inner, target, source_filesystem=fs)
     return target

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -90,13 +89,8 @@ def find_cell_run(client, experiment_id: str, parent_run_id: str, cell_id: str):
 
 def _download_checkpoint(path: str, storage_path: str) -> str:
     """A local directory holding the checkpoint at `path` (copied down from remote storage)."""
-    if Path(path).is_dir():
-        return path
-    import pyarrow.fs as pafs
-    fs, _ = pafs.FileSystem.from_uri(storage_path)
-    local = tempfile.mkdtemp(prefix="adapter-")
-    pafs.copy_files(path, local, source_filesystem=fs)
-    return local
+    from bias.models import local_dir
+    return local_dir(path, storage_path)
 
 
 def is_transient(error: BaseException) -> bool:
