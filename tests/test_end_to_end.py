@@ -102,9 +102,12 @@ def test_results_command_reads_the_grid_back_from_mlflow(finished_grid, mlflow_s
     assert len(rows) == 6 and rows[0]["cell"] == "base"
     assert all("occupation_classification/accuracy" in r for r in rows)
     proc = subprocess.run([sys.executable, "-m", "ray_jobs.cli", "results", "--experiment",
-                           "e2e-grid", "--tracking-uri", mlflow_server, "--mitigation", "token"],
+                           "e2e-grid", "--tracking-uri", mlflow_server, "--mitigation", "token",
+                           "--format", "csv"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and "token" in proc.stdout and "original-only" not in proc.stdout
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1 + 2 and all(",token," in line for line in lines[1:])   # 2 types x γ=0.25
 
 
 def test_second_run_hits_the_generation_cache(finished_grid):
