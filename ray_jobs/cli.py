@@ -135,18 +135,23 @@ def _quiet_warnings() -> None:
         warnings.filterwarnings("ignore", category=category)
 
 
+def add_experiment_arguments(p) -> None:
+    """CONFIG, overrides, --address and --tracking-uri: shared by run and generate."""
+    p.add_argument("config", help="experiment YAML, e.g. configs/smoke.yaml")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, dotted keys, YAML values")
+    p.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local cluster)")
+    p.add_argument("--tracking-uri", help="MLflow URI (default: config, MLFLOW_TRACKING_URI, "
+                                          "else sqlite:///./mlflow.db)")
+
+
 def main(argv: list[str] | None = None) -> int:
     _quiet_warnings()
     parser = argparse.ArgumentParser(prog="bias-inherit", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p_run = sub.add_parser("run", help="run an experiment (generation + grid + evaluation)")
-    p_run.add_argument("config", help="experiment YAML, e.g. configs/smoke.yaml")
-    p_run.add_argument("overrides", nargs="*", help="key=value overrides, dotted keys, YAML values")
-    p_run.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local cluster)")
-    p_run.add_argument("--tracking-uri", help="MLflow URI (default: config, MLFLOW_TRACKING_URI, "
-                                              "else sqlite:///./mlflow.db)")
+    add_experiment_arguments(sub.add_parser(
+        "run", help="run an experiment (generation + grid + evaluation)"))
 
     p_val = sub.add_parser("validate", help="check a config and print the resolved grid")
     p_val.add_argument("config")

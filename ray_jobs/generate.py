@@ -116,11 +116,8 @@ def generate_command(config: str, overrides: list[str], address: str | None,
 
 def add_parser(sub) -> None:
     """Register `generate` on the CLI's subparsers; the CLI dispatches to `args.handler`."""
+    from ray_jobs.cli import add_experiment_arguments
     p = sub.add_parser("generate", help="generate (or reuse) the augmented sets of a config, alone")
-    p.add_argument("config", help="experiment YAML, e.g. configs/smoke.yaml")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, dotted keys, YAML values")
-    p.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local cluster)")
-    p.add_argument("--tracking-uri", help="MLflow URI (default: config, MLFLOW_TRACKING_URI, "
-                                          "else sqlite:///./mlflow.db)")
+    add_experiment_arguments(p)
     p.set_defaults(handler=lambda args: generate_command(args.config, args.overrides,
                                                          args.address, args.tracking_uri))
