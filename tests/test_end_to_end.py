@@ -15,7 +15,7 @@ import pytest
 from bias.config import load_config
 from tests.conftest import REPO, write_config
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = pytest.mark.timeout(1800)   # a hang guard: the module grid runs in the first test
 
 
 @pytest.fixture(scope="module")

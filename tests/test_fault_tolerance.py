@@ -23,7 +23,7 @@ import pytest
 from bias.config import load_config
 from tests.conftest import REPO, free_port, start_mlflow_server, stop_process_group, write_config
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(1200)   # a hang guard, generous for a loaded machine
 FINAL_METRICS = ("occupation_classification/accuracy", "salary_recommendation/parse_rate",
                  "worker_seconds")
 

@@ -17,7 +17,7 @@ from bias.config import load_config
 from generation.pipeline import cache_root, finished_shards, generate, generation_key, key_hash
 from tests.conftest import REPO, write_config
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(1200)   # a hang guard, generous for a loaded machine
 BIAS_TYPE = "contextual-single-implicit"
 
 

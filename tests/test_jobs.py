@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import REPO, free_port, stop_process_group, write_config
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(1200)   # a hang guard, generous for a loaded machine
 REQUIRED_EXCLUDES = {".venv", "mlruns", "ray_results", "*.db", ".cache"}
 
 

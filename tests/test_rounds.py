@@ -7,7 +7,7 @@ import pytest
 from bias.config import load_config
 from tests.conftest import write_config
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(1200)   # a hang guard, generous for a loaded machine
 
 
 def test_two_rounds_give_two_nested_runs_with_task_metrics(tmp_path, ray_local, tiny_model):

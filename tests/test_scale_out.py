@@ -21,7 +21,7 @@ from bias.config import ResourcesConfig
 from tests.conftest import REPO, write_config
 from training.grid import derive_max_concurrent_trials, trial_demand
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(1200)   # a hang guard, generous for a loaded machine
 RESOURCES = {"workers_per_trial": 1, "cpus_per_worker": 0.5, "driver_cpus": 0.1,
              "driver_resources": {"trial_driver": 1}, "worker_resources": {"sim_gpu": 1}}
 HEAD = {"num_cpus": 1, "resources": {"trial_driver": 4}}
