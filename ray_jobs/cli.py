@@ -9,6 +9,7 @@
     bias-inherit submit CONFIG --address http://HEAD:8265 [--no-wait]   (and status, logs, stop, list)
     bias-inherit plan CONFIG [--gpus N]
     bias-inherit resume EXPERIMENT [--tracking-uri URI] [--address ADDR]
+    bias-inherit report EXPERIMENT [--parent-run ID] [--out DIR] [--tracking-uri URI]
 
 A user mistake (bad config, missing data, unreachable MLflow or Ray) prints one line starting
 with "error:" and exits 2; no traceback.
@@ -63,32 +64,45 @@ def run_command(config: str, overrides: list[str], address: str | None,
 
 def print_results(experiment: str, tracking_uri: str, parent_run_id: str | None = None,
                   filters: dict | None = None, metrics: list[str] | None = None,
-                  fmt: str = "table") -> None:
+                  fmt: str = "table", tasks: list[str] | None = None) -> None:
     from ray_jobs.tracking import fetch_cells
     frame = fetch_cells(experiment, tracking_uri, parent_run_id)
     parent = frame.attrs["parent_run_id"]
-    table = results_table(frame, filters or {}, metrics)
+    table = results_table(frame, filters or {}, metrics, tasks)
     if fmt == "csv":
         print(table.to_csv(index=False), end="")
     elif fmt == "json":
-        print(table.to_json(orient="records", indent=1))
+        import json
+
+        from ray_jobs.tracking import frame_records
+        print(json.dumps(frame_records(table), indent=1))
     else:
         _print_rich(table, f"{experiment} · parent run {parent}")
 
 
-def results_table(frame, filters: dict, metrics: list[str] | None):
+def results_table(frame, filters: dict, metrics: list[str] | None, tasks: list[str] | None = None):
+    """Cells x metrics. `filters` maps a cell param (social_bias, bias_type, ratio, mitigation) to
+    the values kept; `tasks` keeps the metrics of those tasks (all of them unless `metrics` picks).
+    A cell whose run has not logged its params yet (just created) is left out."""
     import pandas as pd
-    if frame.empty:
+    if frame.empty or "params.ratio" not in frame:
         return pd.DataFrame()
+    frame = frame[frame["params.ratio"].notna()]
     for key, wanted in filters.items():
         if wanted is None:
             continue
         column = f"params.{key}"
+        if column not in frame:
+            return pd.DataFrame()
         values = frame[column].astype(float) if key == "ratio" else frame[column]
         frame = frame[values.isin([float(w) for w in wanted] if key == "ratio" else wanted)]
     metric_cols = [c.removeprefix("metrics.") for c in frame.columns if c.startswith("metrics.")]
+    if tasks:
+        metric_cols = [m for m in metric_cols if m.partition("/")[0] in tasks]
     if metrics:
         chosen = [m for m in metric_cols if any(fnmatch.fnmatch(m, p) or m == p for p in metrics)]
+    elif tasks:
+        chosen = sorted(metric_cols)
     else:
         chosen = [m for m in HEADLINE_METRICS if m in metric_cols]
     out = pd.DataFrame({
@@ -162,16 +176,20 @@ def main(argv: list[str] | None = None) -> int:
     p_res.add_argument("--config", help="take the experiment name and tracking URI from a config")
     p_res.add_argument("--tracking-uri")
     p_res.add_argument("--parent-run", help="a parent run id (default: the latest)")
+    p_res.add_argument("--social-bias", action="append", help="gender or culture")
     p_res.add_argument("--bias-type", action="append")
     p_res.add_argument("--ratio", action="append")
     p_res.add_argument("--mitigation", action="append")
+    p_res.add_argument("--task", action="append", help="keep this task's metrics (all of them "
+                                                      "unless --metric picks)")
     p_res.add_argument("--metric", action="append", help="metric name or glob, e.g. 'salary*/*'")
     p_res.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
     sub.add_parser("tasks", help="list the evaluation tasks")
     # Operations: submit, status, logs, stop, list (jobs.py), plan (plan.py), resume.
     from ray_jobs import jobs, plan
-    ops = {**jobs.add_commands(sub), **plan.add_commands(sub), **add_resume_command(sub)}
+    ops = {**jobs.add_commands(sub), **plan.add_commands(sub), **add_resume_command(sub),
+           **add_report_command(sub)}
 
     from ray_jobs.evaluate import add_parser as add_evaluate_parser  # `evaluate` lives there
     add_evaluate_parser(sub)
@@ -200,6 +218,44 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def experiment_and_uri(experiment: str, uri: str | None) -> tuple[str, str]:
+    """EXPERIMENT may be an MLflow experiment name or the experiment's config file."""
+    from pathlib import Path
+
+    from ray_jobs.tracking import resolve_tracking_uri
+    configured = None
+    if experiment.endswith((".yaml", ".yml")) and Path(experiment).is_file():
+        from bias.config import load_config
+        cfg = load_config(experiment)
+        experiment, configured = cfg.experiment_name, cfg.tracking.uri
+    return experiment, resolve_tracking_uri(configured, uri)
+
+
+def add_report_command(sub) -> dict:
+    """`report EXPERIMENT`: the HTML report (plots, statistics, findings), logged to the parent run."""
+    p = sub.add_parser("report", help="write the experiment's HTML report and log it to MLflow")
+    p.add_argument("experiment", help="MLflow experiment name, or the experiment's config file")
+    p.add_argument("--parent-run", help="the parent run to report (default: the latest)")
+    p.add_argument("--out", help="output directory (default: reports/EXPERIMENT-PARENT8)")
+    p.add_argument("--tracking-uri")
+
+    def on_report(args) -> int:
+        from ray_jobs.report import ARTIFACT_PATH, build_report
+        from ray_jobs.tracking import check_tracking_reachable
+        experiment, uri = experiment_and_uri(args.experiment, args.tracking_uri)
+        check_tracking_reachable(uri)
+        result = build_report(experiment, uri, args.parent_run, args.out)
+        verdicts = {}
+        for f in result.findings:
+            verdicts[f.verdict] = verdicts.get(f.verdict, 0) + 1
+        print(f"{result.html} ({result.n_cells} finished cells, {len(result.plots)} plots, "
+              f"{result.seconds:.1f} s); logged to parent run {result.parent_run_id} under "
+              f"{ARTIFACT_PATH}/")
+        print("findings: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())))
+        return 0
+    return {"report": on_report}
+
+
 def add_resume_command(sub) -> dict:
     """`resume EXPERIMENT`: finish an interrupted grid (Tuner.restore), into the same MLflow runs."""
     p = sub.add_parser("resume", help="finish the unfinished cells of an interrupted grid")
@@ -209,15 +265,9 @@ def add_resume_command(sub) -> dict:
     p.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local cluster)")
 
     def on_resume(args) -> int:
-        from pathlib import Path
-
         from ray_jobs.run import resume_experiment
         from ray_jobs.tracking import resolve_tracking_uri
-        experiment, uri = args.experiment, args.tracking_uri
-        if experiment.endswith((".yaml", ".yml")) and Path(experiment).is_file():
-            from bias.config import load_config
-            cfg = load_config(experiment)
-            experiment, uri = cfg.experiment_name, resolve_tracking_uri(cfg.tracking.uri, uri)
+        experiment, uri = experiment_and_uri(args.experiment, args.tracking_uri)
         try:
             parent_run_id, _ = resume_experiment(experiment, uri, args.address, args.parent_run)
         except KeyboardInterrupt:
@@ -252,9 +302,9 @@ def results_command(args) -> int:
     from ray_jobs.tracking import check_tracking_reachable
     check_tracking_reachable(uri)
     print_results(experiment, uri, parent_run_id=args.parent_run,
-                  filters={"bias_type": args.bias_type, "ratio": args.ratio,
-                           "mitigation": args.mitigation},
-                  metrics=args.metric, fmt=args.format)
+                  filters={"social_bias": args.social_bias, "bias_type": args.bias_type,
+                           "ratio": args.ratio, "mitigation": args.mitigation},
+                  metrics=args.metric, fmt=args.format, tasks=args.task)
     return 0
 
 

@@ -287,3 +287,13 @@ def fetch_cells(experiment: str, tracking_uri: str, parent_run_id: str | None = 
                                filter_string=f"tags.`{TAG_PARENT}` = '{parent_run_id}'")
     frame.attrs["parent_run_id"] = parent_run_id
     return frame
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as plain dicts for JSON: exact floats (pandas' to_json rounds to 10 digits), NaN as
+    None, numpy scalars as Python ones."""
+    def plain(value):
+        if hasattr(value, "item"):
+            value = value.item()
+        return None if isinstance(value, float) and math.isnan(value) else value
+    return [{k: plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]

@@ -1,0 +1,275 @@
+"""`bias-inherit report EXPERIMENT`: one self-contained HTML report of an experiment, from MLflow.
+
+    bias-inherit report smoke-gender [--parent-run ID] [--out DIR] [--tracking-uri URI]
+
+Reads the parent run (the latest by default) and its FINISHED cell runs, so a still-running
+experiment reports what has finished. Writes DIR/report.html (every plot embedded as a base64
+PNG, so the file opens from disk with no server), DIR/plots/*.png and DIR/stats.json (every
+figure of every table), and logs the directory to the parent run under `report/`.
+Statistics: evaluation/statistics.py; metric map and findings: evaluation/findings.py.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+from pydantic import BaseModel
+
+from evaluation import findings as fd
+from evaluation import statistics as st
+from ray_jobs.tracking import frame_records
+
+ARTIFACT_PATH = "report"
+DISTRIBUTION_ARTIFACTS = "analyses/distribution"
+CELL_COLUMNS = ("cell", "kind", "bias_type", "ratio", "mitigation", "seed", "round")
+
+
+class ReportResult(BaseModel):
+    experiment: str
+    parent_run_id: str
+    html: Path
+    stats_json: Path
+    plots: list[Path]
+    n_cells: int
+    n_unfinished: int
+    findings: list[fd.Verdict]
+    seconds: float
+
+
+def cells_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """mlflow.search_runs' frame -> one row per FINISHED cell: CELL_COLUMNS + task metrics."""
+    if runs.empty or "params.ratio" not in runs:
+        return pd.DataFrame(columns=list(CELL_COLUMNS))
+    runs = runs[(runs["status"] == "FINISHED") & runs["params.ratio"].notna()]
+    metrics = {c: c.removeprefix("metrics.") for c in runs.columns
+               if c.startswith("metrics.") and "/" in c}
+    out = pd.DataFrame({
+        "cell": runs["tags.bias_inherit.cell_id"], "kind": runs["params.kind"],
+        "bias_type": runs["params.bias_type"], "ratio": runs["params.ratio"].astype(float),
+        "mitigation": runs["params.mitigation"], "seed": runs["params.seed"].astype(int),
+        # rounds ran before the `round` param existed in some stores: no param = a grid cell
+        "round": (runs["params.round"].fillna("0") if "params.round" in runs
+                  else pd.Series("0", index=runs.index)).astype(int),
+        **{name: runs[col] for col, name in metrics.items()}})
+    return out.reset_index(drop=True)
+
+
+def _img(png: bytes, alt: str) -> str:
+    return (f'<img alt="{html.escape(alt)}" src="data:image/png;base64,'
+            f'{base64.b64encode(png).decode()}">')
+
+
+def _table(frame: pd.DataFrame, columns: list[str] | None = None) -> str:
+    if frame.empty:
+        return "<p class=note>none</p>"
+    shown = frame[columns] if columns else frame
+
+    def fmt(v):
+        if isinstance(v, float):
+            return "–" if math.isnan(v) else f"{v:.4g}"
+        return html.escape(str(v))
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
+    body = "".join("<tr>" + "".join(f'<td class="{html.escape(str(v))}">{fmt(v)}</td>'
+                                    if c == "verdict" else f"<td>{fmt(v)}</td>"
+                                    for c, v in zip(shown.columns, row)) + "</tr>"
+                   for row in shown.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _note(text: str) -> str:
+    return f"<p class=note>{html.escape(text)}</p>"
+
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1320px;color:#222}
+h1{font-size:1.4em;margin-bottom:.2em} h2{font-size:1.15em;border-bottom:1px solid #ccc;margin-top:1.6em}
+table{border-collapse:collapse;font-size:.82em;margin:.5em 0} td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}
+th{background:#f3f3f3} td:first-child,th:first-child{text-align:left} img{max-width:100%}
+.note{color:#666;font-style:italic} .agrees{background:#d9f2d9} .disagrees{background:#f7d4d4}
+.not.significant{background:#fff4cc} .meta{color:#555;font-size:.9em} details{margin:.4em 0}"""
+
+METHODS = ("Cell means are means over seeds with a 95% percentile bootstrap CI (2,000 resamples, "
+           "fixed RNG seed 0). Inheritance coefficient = OLS slope of the metric against γ over "
+           "the per-seed cells, γ = 0 being the shared original-only cell (scipy.stats.linregress; "
+           "CI = slope ± t(0.975, n−2)·SE). Mitigations are compared with `none` by a paired "
+           "t-test (scipy.stats.ttest_rel), pairs matched by seed at the same γ and bias type; the "
+           "pooled test pairs by (bias type, γ, seed). All p-values of the report form one "
+           "Benjamini–Hochberg family; a finding agrees or disagrees when its adjusted p < {alpha}.")
+
+
+def build_report(experiment: str, tracking_uri: str, parent_run_id: str | None = None,
+                 out_dir: str | Path | None = None, log_to_mlflow: bool = True) -> ReportResult:
+    """Read the experiment, compute the statistics, write the report; log it to the parent run."""
+    from mlflow.tracking import MlflowClient
+
+    from ray_jobs.tracking import fetch_cells
+    started = time.perf_counter()
+    runs = fetch_cells(experiment, tracking_uri, parent_run_id)
+    parent_run_id = runs.attrs["parent_run_id"]
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(parent_run_id)
+    cells_all = cells_frame(runs)
+    base = cells_all[cells_all["kind"] == "base"]
+    cells = cells_all[cells_all["kind"] != "base"].reset_index(drop=True)
+    names = [c for c in cells.columns if "/" in c]
+    tasks = fd.tasks_in(names)
+    tests = fd.run_tests(cells)
+    verdicts = fd.check_findings(tests, names)
+
+    out = Path(out_dir or f"reports/{experiment}-{parent_run_id[:8]}")
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    plots: dict[str, bytes] = {}
+    sections: list[str] = []
+    stats: dict = {"experiment": experiment, "parent_run_id": parent_run_id,
+                   "n_cells": len(cells_all), "methods": METHODS.format(alpha=tests.alpha),
+                   "alpha": tests.alpha,
+                   **{k: frame_records(v) for k, v in tests.tables().items()},
+                   "findings": frame_records(pd.DataFrame([v.model_dump() for v in verdicts]))}
+
+    from ray_jobs import report_plots as rp
+    # 1. findings first: the page opens on the answer, the evidence follows
+    sections.append("<h2>Findings of the paper, checked</h2>" + _table(
+        pd.DataFrame([v.model_dump() for v in verdicts]),
+        ["claim", "metric", "test", "estimate", "p_adjusted", "verdict"]))
+
+    # 2. inheritance curves + coefficients
+    if tasks and not cells.empty:
+        plots["inheritance"] = rp.inheritance_curves(cells, tasks, base)
+        coefficients = tests.slopes[tests.slopes["metric"].isin([s.bias for s in tasks.values()])]
+        summary = pd.concat([st.summarize(cells[cells["round"] == 0], spec.headline)
+                             for spec in tasks.values() if spec.headline in cells]
+                            + [st.summarize(cells[cells["round"] == 0], spec.bias)
+                               for spec in tasks.values() if spec.bias in cells], ignore_index=True)
+        stats["summary"] = frame_records(summary)
+        cols = ["metric", "bias_type", "n", "slope", "ci_low", "ci_high", "p_value", "p_adjusted"]
+        sections.append(
+            "<h2>Inheritance</h2>" + _img(plots["inheritance"], "inheritance curves")
+            + "<h3>Inheritance coefficient (slope of the bias metric against γ, mitigation none)</h3>"
+            + _table(coefficients[coefficients["mitigation"] == "none"], cols)
+            + "<details><summary>slopes under every mitigation</summary>"
+            + _table(coefficients, ["mitigation", *cols]) + "</details>"
+            + "<details><summary>cell means ± 95% bootstrap CI</summary>"
+            + _table(summary, ["metric", "bias_type", "ratio", "mitigation", "n", "mean",
+                               "ci_low", "ci_high"]) + "</details>")
+    else:
+        sections.append("<h2>Inheritance</h2>" + _note("no finished cell with task metrics yet"))
+
+    # 3. mitigations + Pareto, on the primary bias metric
+    primary = fd.primary_bias(names)
+    if primary and len(st.mitigations(cells)) > 1:
+        plots["mitigations"] = rp.mitigation_bars(cells, primary)
+        task = primary.partition("/")[0]
+        performance = tasks[task].headline
+        points = rp.pareto_points(cells, performance, primary)
+        plots["pareto"] = rp.pareto(points, performance, primary)
+        cost = (points[points["ratio"] > 0].groupby("mitigation", sort=False)
+                .agg(performance=("performance", "mean"), abs_bias=("abs_bias", "mean"),
+                     frontier_points=("frontier", "sum")).reset_index())
+        none = cost[cost["mitigation"] == "none"]
+        if not none.empty:
+            cost["performance_cost"] = none["performance"].iloc[0] - cost["performance"]
+            cost["bias_reduction"] = none["abs_bias"].iloc[0] - cost["abs_bias"]
+        stats["pareto"] = frame_records(points)
+        stats["mitigation_cost"] = frame_records(cost)
+        sections.append(
+            "<h2>Mitigations</h2>" + _img(plots["mitigations"], "mitigation comparison")
+            + "<h3>Paired t-tests against none (pairs: seeds)</h3>"
+            + _table(tests.paired, ["metric", "bias_type", "ratio", "mitigation", "n_pairs",
+                                    "mean_diff", "statistic", "p_value", "p_adjusted"])
+            + f"<h3>What each mitigation costs: {html.escape(performance)} vs |{html.escape(primary)}|</h3>"
+            + _img(plots["pareto"], "pareto view") + _table(cost))
+    else:
+        sections.append("<h2>Mitigations</h2>" + _note(
+            "only one mitigation in this experiment" if primary else "no bias metric measured"))
+
+    # 4. multi-round drift
+    if (cells["round"] > 0).any():
+        drift_metrics = [m for s in tasks.values() for m in (s.bias, s.headline) if m in cells]
+        plots["rounds"] = rp.round_drift(cells, drift_metrics)
+        sections.append("<h2>Multi-round drift</h2>" + _img(plots["rounds"], "round drift")
+                        + _table(tests.drift, ["metric", "n", "slope", "ci_low", "ci_high",
+                                               "p_value", "p_adjusted"]))
+    else:
+        sections.append("<h2>Multi-round drift</h2>"
+                        + _note("no multi-round cells in this experiment (rounds: 1)"))
+
+    # 5. misalignment analyses (logged on the parent by ray_jobs/analyses.py and run.py)
+    sections.append(_analyses_section(client, parent, plots, stats))
+
+    for name, png in plots.items():
+        (out / "plots" / f"{name}.png").write_bytes(png)
+    unfinished = int((runs["status"] != "FINISHED").sum()) if not runs.empty else 0
+    header = (f"<h1>bias-inherit report: {html.escape(experiment)}</h1><p class=meta>parent run "
+              f"{parent_run_id} · status {parent.info.status} · {len(cells_all)} finished cells"
+              f"{f' ({unfinished} not finished, left out)' if unfinished else ''} · "
+              f"{len(st.bias_types(cells))} bias types · mitigations "
+              f"{', '.join(st.mitigations(cells)) or '–'} · seeds "
+              f"{', '.join(str(s) for s in sorted(cells['seed'].unique()))} · "
+              f"generated {time.strftime('%Y-%m-%d %H:%M')}</p>")
+    page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{html.escape(experiment)}"
+            f" report</title><style>{STYLE}</style></head><body>{header}{''.join(sections)}"
+            f"<h2>Methods</h2><p>{html.escape(METHODS.format(alpha=tests.alpha))}</p></body></html>")
+    (out / "report.html").write_text(page, encoding="utf-8")
+    stats["unfinished_cells"] = unfinished
+    # allow_nan=False: stats.json must stay strict JSON for non-Python readers
+    (out / "stats.json").write_text(json.dumps(stats, indent=1, default=str, allow_nan=False))
+    if log_to_mlflow:
+        client.log_artifacts(parent_run_id, str(out), artifact_path=ARTIFACT_PATH)
+    return ReportResult(experiment=experiment, parent_run_id=parent_run_id, html=out / "report.html",
+                        stats_json=out / "stats.json",
+                        plots=[out / "plots" / f"{n}.png" for n in plots], n_cells=len(cells_all),
+                        n_unfinished=unfinished, findings=verdicts,
+                        seconds=time.perf_counter() - started)
+
+
+def _analyses_section(client, parent, plots: dict[str, bytes], stats: dict) -> str:
+    """MMD tests, group balance and values distances from the parent's metrics, plus the PCA
+    plots the distribution analysis logged; a note for whatever is absent."""
+    from ray_jobs import report_plots as rp
+    metrics, tags = parent.data.metrics, parent.data.tags
+    parts = ["<h2>Misalignment analyses</h2>"]
+    mmd = {k.split(".")[2]: {"mmd2": v, "p_value": metrics.get(k.replace(".mmd2", ".p_value"))}
+           for k, v in metrics.items() if k.startswith("analysis.distribution.") and k.endswith(".mmd2")}
+    balance = {k.removeprefix("generation.").removesuffix(".balance_p_value"): v
+               for k, v in metrics.items() if k.endswith(".balance_p_value")}
+    values = {k.removeprefix("analysis.values.js_distance_"): v for k, v in metrics.items()
+              if k.startswith("analysis.values.js_distance_")}
+    stats["analyses"] = {"distribution": mmd, "balance_p_value": balance, "values_js": values}
+    if mmd:
+        frame = pd.DataFrame([{"bias_type": k, **v} for k, v in sorted(mmd.items())])
+        plots["analysis_mmd"] = rp.analysis_bars({k: v["mmd2"] for k, v in sorted(mmd.items())},
+                                                 "D_o vs D_a: MMD² per bias type", "MMD²")
+        parts += ["<h3>Data distribution (MMD permutation test)</h3>",
+                  _img(plots["analysis_mmd"], "MMD per bias type"), _table(frame)]
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                listed = client.list_artifacts(parent.info.run_id, DISTRIBUTION_ARTIFACTS)
+            except Exception:   # noqa: BLE001 - a store without the folder: no PCA plots to show
+                listed = []
+            for item in listed:
+                if item.path.endswith(".png"):
+                    local = client.download_artifacts(parent.info.run_id, item.path, tmp)
+                    name = f"pca_{Path(item.path).stem}"
+                    plots[name] = Path(local).read_bytes()
+                    parts.append(_img(plots[name], f"PCA {Path(item.path).stem}"))
+    else:
+        reason = tags.get("analysis.distribution.skipped", "not enabled (analyses.distribution)")
+        parts.append(_note(f"distribution analysis absent: {reason}"))
+    if balance:
+        parts += ["<h3>Group data (chi-square against balance, per generated set)</h3>",
+                  _table(pd.DataFrame([{"set": k, "p_value": v} for k, v in sorted(balance.items())]))]
+    else:
+        parts.append(_note("group-balance tests absent (no generated sets logged)"))
+    if values:
+        plots["analysis_values"] = rp.analysis_bars(values, "Values: JS distance per culture",
+                                                    "Jensen–Shannon distance")
+        parts += ["<h3>Values (GlobalOpinionQA)</h3>", _img(plots["analysis_values"], "values")]
+    else:
+        reason = tags.get("analysis.values.skipped", "not enabled (analyses.values_source: none)")
+        parts.append(_note(f"values analysis absent: {reason}"))
+    return "".join(parts)
