@@ -240,6 +240,8 @@ def add_report_command(sub) -> dict:
     p.add_argument("--tracking-uri")
 
     def on_report(args) -> int:
+        import os
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")   # keep stdout clean
         from ray_jobs.report import ARTIFACT_PATH, build_report
         from ray_jobs.tracking import check_tracking_reachable
         experiment, uri = experiment_and_uri(args.experiment, args.tracking_uri)

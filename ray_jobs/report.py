@@ -70,14 +70,14 @@ def _table(frame: pd.DataFrame, columns: list[str] | None = None) -> str:
         return "<p class=note>none</p>"
     shown = frame[columns] if columns else frame
 
-    def fmt(v):
-        if isinstance(v, float):
-            return "–" if math.isnan(v) else f"{v:.4g}"
-        return html.escape(str(v))
+    def cell(column, v) -> str:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            text = "–" if isinstance(v, float) and math.isnan(v) else f"{v:.4g}"
+            return f"<td class=num>{text}</td>"
+        css = f' class="{html.escape(str(v))}"' if column == "verdict" else ""   # colour code
+        return f"<td{css}>{html.escape(str(v))}</td>"
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
-    body = "".join("<tr>" + "".join(f'<td class="{html.escape(str(v))}">{fmt(v)}</td>'
-                                    if c == "verdict" else f"<td>{fmt(v)}</td>"
-                                    for c, v in zip(shown.columns, row)) + "</tr>"
+    body = "".join("<tr>" + "".join(cell(c, v) for c, v in zip(shown.columns, row)) + "</tr>"
                    for row in shown.itertuples(index=False))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -86,10 +86,10 @@ def _note(text: str) -> str:
     return f"<p class=note>{html.escape(text)}</p>"
 
 
-STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1320px;color:#222}
+STYLE = """body{font-family:system-ui,sans-serif;margin:1em auto;padding:0 1.5em;max-width:1320px;color:#222}
 h1{font-size:1.4em;margin-bottom:.2em} h2{font-size:1.15em;border-bottom:1px solid #ccc;margin-top:1.6em}
-table{border-collapse:collapse;font-size:.82em;margin:.5em 0} td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}
-th{background:#f3f3f3} td:first-child,th:first-child{text-align:left} img{max-width:100%}
+table{border-collapse:collapse;font-size:.82em;margin:.5em 0} td,th{border:1px solid #ddd;padding:2px 6px;text-align:left}
+th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums} img{max-width:100%}
 .note{color:#666;font-style:italic} .agrees{background:#d9f2d9} .disagrees{background:#f7d4d4}
 .not.significant{background:#fff4cc} .meta{color:#555;font-size:.9em} details{margin:.4em 0}"""
 

@@ -32,7 +32,8 @@ def _png(fig) -> bytes:
 def _grid(n: int, width: float = 4.4, height: float = 3.3):
     cols = min(COLUMNS, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False,
+                             layout="constrained")   # keeps the suptitle off the panel titles
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n])
@@ -138,11 +139,11 @@ def pareto_points(cells: pd.DataFrame, performance: str, bias: str) -> pd.DataFr
 
 def pareto(points: pd.DataFrame, performance: str, bias: str) -> bytes:
     """Task performance against |bias gap|, one colour per mitigation; the line is the frontier."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
     for mitigation, part in points.groupby("mitigation", sort=False):
-        ax.scatter(part["abs_bias"], part["performance"], label=mitigation, alpha=0.8, s=28)
+        dots = ax.scatter(part["abs_bias"], part["performance"], label=mitigation, alpha=0.8, s=28)
         ax.scatter(part["abs_bias"].mean(), part["performance"].mean(), marker="*", s=160,
-                   edgecolors="black")
+                   color=dots.get_facecolor()[0], edgecolors="black")
     front = points[points["frontier"]].sort_values("abs_bias")
     ax.step(front["abs_bias"], front["performance"], where="post", color="black", lw=1,
             label="frontier")
@@ -155,7 +156,7 @@ def pareto(points: pd.DataFrame, performance: str, bias: str) -> bytes:
 
 
 def analysis_bars(values: dict[str, float], title: str, ylabel: str) -> bytes:
-    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    fig, ax = plt.subplots(figsize=(6.4, 3.2), layout="constrained")
     ax.bar(range(len(values)), list(values.values()))
     ax.set_xticks(range(len(values)), list(values), rotation=20, ha="right", fontsize=7)
     ax.set_ylabel(ylabel)
