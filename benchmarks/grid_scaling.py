@@ -1,8 +1,8 @@
 """Orchestration cost of the grid, in two figures.
 
-1. Per-trial overhead with and without fault tolerance. The same small grid (γ = 0 cells of the
-   tiny random Llama, one trial at a time on a local Ray) runs twice through `run_experiment`:
-   with per-epoch checkpoints and retries (resources.checkpoint_every_epoch, max_failures=1) and
+1. Per-trial overhead with and without fault tolerance. One-cell grids (a γ = 0 cell of the tiny
+   random Llama on a local Ray) run through `run_experiment`, alternating in ABBA order: with
+   per-epoch checkpoints and retries (resources.checkpoint_every_epoch, max_failures=1) and
    without (no epoch checkpoints, max_failures=0). Overhead per trial = the trial's lifetime as
    Tune sees it (its MLflow child run, start to end) minus the pure training steps and the
    evaluation timed inside the Train worker; checkpoint writing counts as overhead.
@@ -30,15 +30,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def overhead_grid(tmp: Path, name: str, fault_tolerant: bool, seeds: int, epochs: int) -> dict:
-    """Run the tiny grid with or without fault tolerance; per-trial overhead figures from MLflow."""
+def overhead_grid(tmp: Path, name: str, fault_tolerant: bool, seeds: list[int],
+                  epochs: int) -> list[dict]:
+    """Run the tiny grid with or without fault tolerance; per-trial figures from MLflow."""
     import yaml
     from mlflow.tracking import MlflowClient
 
     from bias.config import load_config
     from ray_jobs.run import run_experiment
     raw = {"name": name, "social_bias": "gender", "bias_types": ["contextual-single-explicit"],
-           "ratios": [0.0], "seeds": list(range(seeds)), "evaluate_base_model": False,
+           "ratios": [0.0], "seeds": seeds, "evaluate_base_model": False,
            "data": {"dataset_size": 64, "test_size": 12},
            "generation": {"model": "tiny-random-llama", "samples_per_type": 8},
            "model": {"name": "tiny-random-llama"}, "optim": {"epochs": epochs, "batch_size": 4},
@@ -62,20 +63,29 @@ def overhead_grid(tmp: Path, name: str, fault_tolerant: bool, seeds: int, epochs
         rows.append({"lifetime_s": lifetime, "trial_s": m["trial_seconds"], "work_s": work,
                      "checkpoint_s": m.get("checkpoint_seconds", 0.0),
                      "overhead_s": lifetime - work, "in_trial_overhead_s": m["trial_seconds"] - work})
-    return {"cells": len(rows), **{k: statistics.mean(r[k] for r in rows) for k in rows[0]}}
+    return rows
 
 
-def part_overhead(seeds: int, epochs: int) -> dict:
+def part_overhead(rounds: int, epochs: int) -> dict:
+    """Rounds of one cell without and one with fault tolerance, in ABBA order so that load drift
+    on a shared machine falls on both settings alike; medians per setting, mean paired difference."""
     import ray
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    rows: dict[str, list[dict]] = {"without": [], "with": []}
     try:
         with tempfile.TemporaryDirectory(prefix="bench-ft-") as tmp:
-            out = {}
-            for label, ft in (("without", False), ("with", True)):
-                out[label] = overhead_grid(Path(tmp), f"bench-ft-{label}", ft, seeds, epochs)
-            return out
+            for i in range(rounds):
+                order = ("without", "with") if i % 2 == 0 else ("with", "without")
+                for label in order:
+                    rows[label] += overhead_grid(Path(tmp), f"bench-ft-{label}-{i}",
+                                                 label == "with", [i], epochs)
     finally:
         ray.shutdown()
+    out = {label: {"cells": len(r), **{k: statistics.median(x[k] for x in r) for k in r[0]}}
+           for label, r in rows.items()}
+    out["paired_difference_s"] = statistics.mean(
+        a["overhead_s"] - b["overhead_s"] for a, b in zip(rows["with"], rows["without"]))
+    return out
 
 
 def synthetic_trial(config: dict, seconds: float) -> None:
@@ -142,7 +152,7 @@ def main() -> int:
     parser.add_argument("--cells", type=int)
     parser.add_argument("--gpus", type=int)
     parser.add_argument("--trial-seconds", type=float)
-    parser.add_argument("--ft-cells", type=int, help="cells per fault-tolerance setting")
+    parser.add_argument("--ft-cells", type=int, help="rounds (cells) per fault-tolerance setting")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--no-mlflow", action="store_true", help="makespan without CellRunLogger")
     parser.add_argument("--reuse-actors", action="store_true",
@@ -156,15 +166,16 @@ def main() -> int:
     out = {}
     if args.part in ("overhead", "all"):
         out["overhead"] = o = part_overhead(ft_cells, args.epochs)
-        print(f"per-trial overhead ({ft_cells} cells x {args.epochs} epochs each, tiny Llama, one "
-              f"trial at a time):")
+        print(f"per-trial overhead ({ft_cells} rounds of one cell per setting, ABBA order, "
+              f"{args.epochs} epochs each, tiny Llama; medians):")
         for label in ("without", "with"):
             r = o[label]
             print(f"  {label:7} fault tolerance: lifetime {r['lifetime_s']:6.1f} s, work "
                   f"{r['work_s']:5.1f} s, overhead {r['overhead_s']:6.1f} s (in-trial "
                   f"{r['in_trial_overhead_s']:5.1f} s, checkpoints {r['checkpoint_s']:4.1f} s)")
-        print(f"  fault tolerance adds {o['with']['overhead_s'] - o['without']['overhead_s']:+.1f} s "
-              f"per trial ({o['with']['checkpoint_s'] / args.epochs:.2f} s per epoch checkpoint)")
+        print(f"  fault tolerance adds {o['paired_difference_s']:+.1f} s per trial (mean paired "
+              f"difference; checkpoint writes {o['with']['checkpoint_s'] / args.epochs:.2f} s per "
+              f"epoch on the worker)")
     if args.part in ("makespan", "all"):
         out["makespan"] = m = part_makespan(cells, gpus, seconds, not args.no_mlflow,
                                             args.reuse_actors)

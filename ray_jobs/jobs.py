@@ -46,12 +46,15 @@ def resolve_address(address: str | None) -> str:
     return address.rstrip("/")
 
 
-def ray_auth_token() -> str | None:
+def ray_auth_token(default_file: bool = True) -> str | None:
     """The cluster token, looked up in Ray's own order; None when there is none."""
     token = os.environ.get("RAY_AUTH_TOKEN", "").strip()
     if token:
         return token
-    for path in (os.environ.get("RAY_AUTH_TOKEN_PATH"), Path.home() / ".ray" / "auth_token"):
+    paths = [os.environ.get("RAY_AUTH_TOKEN_PATH")]
+    if default_file:
+        paths.append(Path.home() / ".ray" / "auth_token")
+    for path in paths:
         if path and Path(path).is_file():
             token = Path(path).read_text().strip()
             if token:
@@ -60,22 +63,27 @@ def ray_auth_token() -> str | None:
 
 
 def client(address: str | None):
-    """A JobSubmissionClient for the address, with the auth token when there is one."""
+    """A JobSubmissionClient for the address, with the auth token when there is one. A token named
+    by the environment is always sent; ~/.ray/auth_token (which a local `ray.init` writes too)
+    only when the server asks for one, so it never goes to a cluster that has no use for it."""
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
     address = resolve_address(address)
-    token = ray_auth_token()
-    headers = {"Authorization": f"Bearer {token}"} if token else None
-    try:
-        return JobSubmissionClient(address, headers=headers)
-    except AuthenticationError as e:
-        raise JobError(f"the Ray job server at {address} refused the request: "
-                       f"{str(e).splitlines()[0]} (token from RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH "
-                       f"or ~/.ray/auth_token; {'one was sent' if token else 'none was found'})"
-                       ) from None
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise JobError(f"cannot reach the Ray job server at {address}: "
-                       f"{str(e).splitlines()[0]}") from None
+    explicit = ray_auth_token(default_file=False)
+    attempts = [explicit] if explicit else [None, ray_auth_token()]
+    refused = ""
+    for token in dict.fromkeys(attempts):
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        try:
+            return JobSubmissionClient(address, headers=headers)
+        except AuthenticationError as e:
+            refused = str(e).splitlines()[0]
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise JobError(f"cannot reach the Ray job server at {address}: "
+                           f"{str(e).splitlines()[0]}") from None
+    raise JobError(f"the Ray job server at {address} refused the request: {refused} (token from "
+                   f"RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token; "
+                   f"{'one was sent' if any(attempts) else 'none was found'})")
 
 
 def project_root(start: Path | None = None) -> Path:

@@ -133,6 +133,7 @@ class CellRunLogger(_TuneCallback):
         self.flush_timeout_s = flush_timeout_s
         self.started: list[str] = []     # cell ids whose trial started in this process
         self.skip_cells: set[str] = set()
+        self.transient_failures = 0      # write attempts that found MLflow away (then replayed)
         self._runs: dict[str, str] = {}
         self._pending: list[tuple[str, object]] = []
         self._client = None
@@ -140,7 +141,8 @@ class CellRunLogger(_TuneCallback):
     def __getstate__(self):
         # Pickled into Tune's tuner.pkl: keep configuration, drop clients and per-process state.
         state = self.__dict__.copy()
-        state.update(_client=None, _runs={}, _pending=[], started=[], skip_cells=set())
+        state.update(_client=None, _runs={}, _pending=[], started=[], skip_cells=set(),
+                     transient_failures=0)
         return state
 
     def retarget(self, tracking_uri: str, skip_cells=()) -> None:
@@ -170,6 +172,7 @@ class CellRunLogger(_TuneCallback):
                 op()
             except Exception as e:  # noqa: BLE001 - sorted into transient / permanent below
                 if is_transient(e):
+                    self.transient_failures += 1
                     return False
                 logging.getLogger(__name__).warning("MLflow write dropped (%s): %s", what, e)
             self._pending.pop(0)
@@ -185,9 +188,10 @@ class CellRunLogger(_TuneCallback):
             if run is None:
                 run = self.client.create_run(self.experiment_id, run_name=cell_id, tags={
                     TAG_PARENT: self.parent_run_id, TAG_CELL: cell_id, TAG_KIND: "cell"})
-                params = {**self.shared_params, **{k: str(cell[k]) for k in CELL_PARAMS}}
-                self.client.log_batch(run.info.run_id,
-                                      params=[Param(k, v) for k, v in params.items()])
+            params = {**self.shared_params, **{k: str(cell[k]) for k in CELL_PARAMS}}
+            missing = [Param(k, v) for k, v in params.items() if k not in run.data.params]
+            if missing:   # a new run, or one whose create went through but whose params did not
+                self.client.log_batch(run.info.run_id, params=missing)
             self._runs[cell_id] = run.info.run_id
         return self._runs[cell_id]
 
@@ -249,11 +253,14 @@ class CellRunLogger(_TuneCallback):
         deadline = time.monotonic() + self.flush_timeout_s
         while not self._flush() and time.monotonic() < deadline:
             time.sleep(2.0)
+        import logging
+        log = logging.getLogger(__name__)
         if self._pending:
-            import logging
-            logging.getLogger(__name__).error(
-                "MLflow at %s stayed unreachable; %d writes were not logged: %s",
-                self.tracking_uri, len(self._pending), [w for w, _ in self._pending][:10])
+            log.error("MLflow at %s stayed unreachable; %d writes were not logged: %s",
+                      self.tracking_uri, len(self._pending), [w for w, _ in self._pending][:10])
+        elif self.transient_failures:
+            log.warning("MLflow at %s was unreachable %d times during the grid; every queued "
+                        "write went through later", self.tracking_uri, self.transient_failures)
 
 
 def finished_cells(tracking_uri: str, experiment_id: str, parent_run_id: str) -> list[str]:

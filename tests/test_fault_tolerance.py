@@ -186,16 +186,20 @@ def test_driver_killed_mid_grid_then_resume_runs_only_unfinished_cells(tmp_path,
             assert loss_steps(mlflow_server, runs[cell_id]) == {0, 1}
 
 
-def test_mlflow_server_restart_mid_grid_loses_no_metric(tmp_path, ray_local, tiny_model):
+def test_mlflow_server_restart_mid_grid_loses_no_metric(tmp_path, ray_local, tiny_model,
+                                                       monkeypatch, caplog):
     """Kill the tracking server once a cell has finished, bring it back 8 s later on the same port
-    and store: every finished cell keeps every metric, and the grid completes into the same runs."""
+    and store: every finished cell keeps every metric, and the grid completes into the same runs.
+    MLflow's own HTTP retries are off, so what bridges the outage is the cell logger's queue."""
     from ray_jobs.run import run_experiment
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     root = tmp_path / "mlflow"
     root.mkdir()
     port = free_port()
     server, uri = start_mlflow_server(root, port)
     servers = [server]
-    cfg = load_config(grid_config(tmp_path / "grid.yaml", "ft-mlflow-restart", [0, 1], epochs=2))
+    # 4 epochs: the trial still training when the server goes reports into the outage.
+    cfg = load_config(grid_config(tmp_path / "grid.yaml", "ft-mlflow-restart", [0, 1], epochs=4))
     seen: dict = {}
 
     def restart_server_after_first_finished_cell(done):
@@ -220,6 +224,7 @@ def test_mlflow_server_restart_mid_grid_loses_no_metric(tmp_path, ray_local, tin
         with alongside(restart_server_after_first_finished_cell):
             run_experiment(cfg, tracking_uri=uri, echo=lambda *_: None)
         assert "_up_at" in seen, "the server was never restarted"
+        assert "every queued write went through later" in caplog.text, "the outage went unseen"
         runs = assert_one_finished_run_per_cell(uri, "ft-mlflow-restart", cfg)
         finished_before = [c for c in seen if not c.startswith("_")]
         assert finished_before
@@ -229,7 +234,7 @@ def test_mlflow_server_restart_mid_grid_loses_no_metric(tmp_path, ray_local, tin
             assert not lost, f"{cell_id} lost or changed metrics: {lost}"
         for run in runs.values():
             if run.data.params["kind"] == "train":
-                assert loss_steps(uri, run) == {0, 1}
+                assert loss_steps(uri, run) == {0, 1, 2, 3}
     finally:
         for proc in servers:
             stop_process_group(proc)

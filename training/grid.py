@@ -98,6 +98,7 @@ def derive_max_concurrent_trials(res: ResourcesConfig, cluster: dict[str, float]
             f"resources.max_concurrent_trials for an autoscaling cluster")
     return min(n, n_cells)
 
+
 if __name__ == "__main__":
     from bias.config import load_config
     for c in expand_cells(load_config(sys.argv[1], sys.argv[2:])):
