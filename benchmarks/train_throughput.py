@@ -99,12 +99,13 @@ def _worker(config: dict) -> None:
 def _trial(config: dict) -> None:
     import ray.train
     from ray.train.torch import TorchTrainer
-    from ray.tune.integration.ray_train import TuneReportCallback
-    TorchTrainer(_worker, train_loop_config=config,
-                 scaling_config=ray.train.ScalingConfig(
-                     num_workers=1, resources_per_worker={"CPU": config["threads"] - 0.1}),
-                 run_config=ray.train.RunConfig(storage_path=config["storage"],
-                                                callbacks=[TuneReportCallback()])).fit()
+    from training.trial import reports_forwarded_to_tune
+    with reports_forwarded_to_tune() as forward:
+        TorchTrainer(_worker, train_loop_config=config,
+                     scaling_config=ray.train.ScalingConfig(
+                         num_workers=1, resources_per_worker={"CPU": config["threads"] - 0.1}),
+                     run_config=ray.train.RunConfig(storage_path=config["storage"],
+                                                    callbacks=[forward])).fit()
 
 
 def in_tune(args, optim: dict, storage: str) -> dict:

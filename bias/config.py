@@ -114,6 +114,8 @@ class MitigationConfig(Strict):
 class EvaluationConfig(Strict):
     tasks: list[str] = ["occupation_classification", "salary_recommendation"]
     limit: int | None = Field(None, ge=2, description="items per task, stratified by group")
+    # Per-task overrides of `limit`: a smoke grid can keep its headline tasks large and the rest small.
+    task_limits: dict[str, int] = Field(default_factory=dict)
     batch_size: int = Field(16, ge=1)
     max_new_tokens: int = Field(12, ge=1)
     story_max_new_tokens: int = Field(64, ge=8, description="length of story_generation's stories")
@@ -128,6 +130,20 @@ class EvaluationConfig(Strict):
         if not tasks:
             raise ValueError("at least one task is needed")
         return tasks
+
+    @model_validator(mode="after")
+    def _limits_name_configured_tasks(self):
+        stray = sorted(set(self.task_limits) - set(self.tasks))
+        if stray:
+            raise ValueError(f"task_limits names task(s) not in tasks: {stray}")
+        small = {t: n for t, n in self.task_limits.items() if n < 2}
+        if small:
+            raise ValueError(f"task_limits must be >= 2 items: {small}")
+        return self
+
+    def limit_for(self, task: str) -> int | None:
+        """Items to score for `task`: its own limit if set, else the shared one (None: all)."""
+        return self.task_limits.get(task, self.limit)
 
 
 class AnalysesConfig(Strict):

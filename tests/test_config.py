@@ -46,6 +46,8 @@ def test_overrides_use_dotted_keys_and_yaml_values(tmp_path):
     (["bias_types=[]"], "bias_types"),
     (["mitigations=[magic]"], "unknown mitigation"),
     (["evaluation.tasks=[not_a_task]"], "unknown task"),
+    (["evaluation.task_limits={bbq: 8}"], "task_limits names task(s) not in tasks: ['bbq']"),
+    (["evaluation.task_limits={occupation_classification: 1}"], "must be >= 2 items"),
     (["social_bias=religion"], "social_bias"),
     (["optim.lr=0"], "optim.lr"),
     (["optim.batch_size=0"], "optim.batch_size"),
@@ -63,6 +65,17 @@ def test_bad_configs_are_rejected_with_the_offending_key(tmp_path, overrides, fr
         load_config(write_config(tmp_path / "c.yaml"), overrides)
     assert fragment in str(err.value)
     assert "Traceback" not in str(err.value)
+
+
+def test_task_limits_override_the_shared_limit_per_task(tmp_path):
+    from evaluation.tasks import TASKS
+    cfg = load_config(write_config(tmp_path / "c.yaml"), [
+        "evaluation.tasks=[occupation_classification, crows_pairs]", "evaluation.limit=24",
+        "evaluation.task_limits={crows_pairs: 6}"])
+    assert cfg.evaluation.limit_for("crows_pairs") == 6
+    assert cfg.evaluation.limit_for("occupation_classification") == 24
+    assert len(TASKS["crows_pairs"].load(cfg)) == 6
+    assert len(TASKS["occupation_classification"].load(cfg)) == 24
 
 
 def test_unreadable_and_malformed_files(tmp_path):

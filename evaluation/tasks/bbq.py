@@ -78,7 +78,7 @@ def load(cfg) -> list[dict]:
         rows = [json.loads(line) for path in sorted(local_path(LOCAL, cfg).glob("*.jsonl"))
                 for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     items = [to_item(r) for r in rows]
-    return stratified_limit(items, cfg.evaluation.limit,
+    return stratified_limit(items, cfg.evaluation.limit_for("bbq"),
                             key=lambda r: f"{r['category']}|{r['context_condition']}")
 
 

@@ -35,7 +35,7 @@ def load(cfg) -> list[dict]:
             rows = list(csv.DictReader(f))
     items = [{"sent_more": r["sent_more"], "sent_less": r["sent_less"],
               "direction": r["stereo_antistereo"], "bias_type": r["bias_type"]} for r in rows]
-    return stratified_limit(items, cfg.evaluation.limit, key=lambda r: r["bias_type"])
+    return stratified_limit(items, cfg.evaluation.limit_for("crows_pairs"), key=lambda r: r["bias_type"])
 
 
 def evaluate(model, tokenizer, items: list[dict], cfg) -> dict[str, float]:

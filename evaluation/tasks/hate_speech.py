@@ -45,7 +45,7 @@ def load(cfg) -> list[dict]:
     for r in rows:
         r["text"] = html.unescape(r["text"])
         r["group"] = infer_gender(r["text"]) or "none"
-    return stratified_limit(rows, cfg.evaluation.limit, key=lambda r: f"{r['label']}|{r['group']}")
+    return stratified_limit(rows, cfg.evaluation.limit_for("hate_speech"), key=lambda r: f"{r['label']}|{r['group']}")
 
 
 def prompt(text: str) -> str:

@@ -25,7 +25,7 @@ from evaluation.tasks import Task
 def load(cfg) -> list[dict]:
     frame = load_original(cfg.data.original, "test", cfg.data.test_size, seed=cfg.seeds[0])
     items = frame[["text", "occupation", "gender"]].to_dict("records")
-    return stratified_limit(items, cfg.evaluation.limit, key=lambda r: f"{r['occupation']}|{r['gender']}")
+    return stratified_limit(items, cfg.evaluation.limit_for("occupation_classification"), key=lambda r: f"{r['occupation']}|{r['gender']}")
 
 
 def evaluate(model, tokenizer, items: list[dict], cfg) -> dict[str, float]:

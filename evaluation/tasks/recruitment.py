@@ -65,9 +65,9 @@ def prompt(occupation: str, first: dict, second: dict) -> str:
 
 def load(cfg) -> list[dict]:
     n_pairs = math.comb(len(GROUPS), 2)
-    per_pair = max(PAIRS_PER_GROUP_PAIR, math.ceil((cfg.evaluation.limit or 0) / n_pairs))
+    per_pair = max(PAIRS_PER_GROUP_PAIR, math.ceil((cfg.evaluation.limit_for("recruitment") or 0) / n_pairs))
     items = build_pairs(per_pair, seed=cfg.seeds[0])
-    return stratified_limit(items, cfg.evaluation.limit, key=lambda r: r["pair"])
+    return stratified_limit(items, cfg.evaluation.limit_for("recruitment"), key=lambda r: r["pair"])
 
 
 def evaluate(model, tokenizer, items: list[dict], cfg) -> dict[str, float]:

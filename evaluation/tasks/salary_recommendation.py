@@ -50,11 +50,11 @@ def _groups(cfg) -> list[tuple[str, str]]:
 
 def load(cfg) -> list[dict]:
     groups = _groups(cfg)
-    n_pairs = max(1, (cfg.evaluation.limit or 24 * len(groups)) // len(groups))
+    n_pairs = max(1, (cfg.evaluation.limit_for("salary_recommendation") or 24 * len(groups)) // len(groups))
     items = matched_bio_pairs(n_pairs, seed=cfg.seeds[0], groups=groups)
     for item in items:
         item["group"] = item["gender"] if cfg.social_bias == "gender" else item["culture"]
-    return stratified_limit(items, cfg.evaluation.limit, key=lambda r: r["group"])
+    return stratified_limit(items, cfg.evaluation.limit_for("salary_recommendation"), key=lambda r: r["group"])
 
 
 def evaluate(model, tokenizer, items: list[dict], cfg) -> dict[str, float]:

@@ -50,7 +50,7 @@ def load(cfg) -> list[dict]:
                 local_path(LOCAL, cfg).read_text(encoding="utf-8").splitlines() if line.strip()]
         items = [{"type": r["type"], "bias_type": r["bias_type"], "target": r["target"],
                   "context": r["context"], "options": {o: r[o] for o in OPTIONS}} for r in rows]
-    return stratified_limit(items, cfg.evaluation.limit, key=lambda r: f"{r['bias_type']}|{r['type']}")
+    return stratified_limit(items, cfg.evaluation.limit_for("stereoset"), key=lambda r: f"{r['bias_type']}|{r['type']}")
 
 
 def evaluate(model, tokenizer, items: list[dict], cfg) -> dict[str, float]:

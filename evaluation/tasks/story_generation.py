@@ -39,7 +39,7 @@ STORIES_PER_GROUP = 6
 
 def load(cfg) -> list[dict]:
     n_groups = len(CULTURES) * len(GENDERS)
-    per_group = max(STORIES_PER_GROUP, -(-(cfg.evaluation.limit or 0) // n_groups))
+    per_group = max(STORIES_PER_GROUP, -(-(cfg.evaluation.limit_for("story_generation") or 0) // n_groups))
     items = []
     for culture in CULTURES:
         for gender in GENDERS:
@@ -51,7 +51,7 @@ def load(cfg) -> list[dict]:
                     name=name, occupation=OCCUPATIONS[i % len(OCCUPATIONS)], poss=p["poss"],
                     obj=p["obj"], subj=p["subj"])
                 items.append({"culture": culture, "gender": gender, "name": name, "prompt": text})
-    return stratified_limit(items, cfg.evaluation.limit, key=lambda r: f"{r['culture']}|{r['gender']}")
+    return stratified_limit(items, cfg.evaluation.limit_for("story_generation"), key=lambda r: f"{r['culture']}|{r['gender']}")
 
 
 def evaluate(model, tokenizer, items: list[dict], cfg) -> dict[str, float]:

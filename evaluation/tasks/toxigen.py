@@ -56,7 +56,7 @@ def _hub_rows() -> list[dict]:
 
 def load(cfg) -> list[dict]:
     rows = _hub_rows() if use_hub(cfg) else _local_rows(cfg)
-    return stratified_limit(rows, cfg.evaluation.limit, key=lambda r: f"{r['group']}|{r['label']}")
+    return stratified_limit(rows, cfg.evaluation.limit_for("toxigen"), key=lambda r: f"{r['group']}|{r['label']}")
 
 
 def prompt(text: str) -> str:

@@ -85,7 +85,7 @@ def load(cfg) -> list[dict]:
             parsed = parse_sentence(line)
             if parsed:
                 items.append({**parsed, "type": wb_type, "stereotype": stereo})
-    return stratified_limit(items, cfg.evaluation.limit, key=lambda r: f"{r['type']}|{r['stereotype']}")
+    return stratified_limit(items, cfg.evaluation.limit_for("winobias"), key=lambda r: f"{r['type']}|{r['stereotype']}")
 
 
 def prompt(item: dict) -> str:
