@@ -70,12 +70,12 @@ def test_bad_configs_are_rejected_with_the_offending_key(tmp_path, overrides, fr
 def test_task_limits_override_the_shared_limit_per_task(tmp_path):
     from evaluation.tasks import TASKS
     cfg = load_config(write_config(tmp_path / "c.yaml"), [
-        "evaluation.tasks=[occupation_classification, crows_pairs]", "evaluation.limit=24",
+        "evaluation.tasks=[occupation_classification, crows_pairs]", "evaluation.limit=8",
         "evaluation.task_limits={crows_pairs: 6}"])
     assert cfg.evaluation.limit_for("crows_pairs") == 6
-    assert cfg.evaluation.limit_for("occupation_classification") == 24
+    assert cfg.evaluation.limit_for("occupation_classification") == 8
     assert len(TASKS["crows_pairs"].load(cfg)) == 6
-    assert len(TASKS["occupation_classification"].load(cfg)) == 24
+    assert len(TASKS["occupation_classification"].load(cfg)) == 8
 
 
 def test_unreadable_and_malformed_files(tmp_path):
