@@ -58,16 +58,25 @@ def make_examples(args, tokenizer) -> list[dict]:
     return tokenize_examples(frame, tokenizer, 128, "all")
 
 
-def plain_loop(args) -> dict:
-    """(a): what a hand-rolled script does."""
+def plain_loop(args, dtype: torch.dtype | None = None, compiled: bool = False) -> dict:
+    """(a): what a hand-rolled script does. `dtype`/`compiled`: the lever ablations (--levers)."""
     cfg = experiment_config(args)
     tokenizer = load_tokenizer(args.model, padding_side="right")
-    model = lora_wrap(load_causal_lm(args.model, pick_dtype("auto")), cfg)
+    model = lora_wrap(load_causal_lm(args.model, dtype or pick_dtype("auto")), cfg)
+    if compiled:
+        model = torch.compile(model, dynamic=True)   # batch widths vary: one dynamic graph
     examples = make_examples(args, tokenizer)
     order = list(range(len(examples)))
     random.Random(0).shuffle(order)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     model.train()
+    if compiled:   # compile time is paid once per run, not per step: keep it out of the rate
+        for width in (0, 1):
+            batch = collate([examples[i] for i in order[width * args.batch_size:(width + 1) * args.batch_size]],
+                            tokenizer.pad_token_id)
+            batch.pop("augmented", None)
+            model(**batch).loss.backward()
+        optimizer.zero_grad(set_to_none=True)
     tokens, started = 0, time.perf_counter()
     for step in range(args.steps):
         rows = [examples[i] for i in order[step * args.batch_size:(step + 1) * args.batch_size]]
@@ -127,6 +136,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--model", default=SMOLLM2)
     parser.add_argument("--steps", type=int, default=24)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--levers", action="store_true",
+                        help="also time the plain loop in fp32 and under torch.compile")
     args = parser.parse_args(argv)
     if args.quick:
         args.model, args.steps, args.batch_size = TINY, 4, 4
@@ -160,7 +171,27 @@ def main(argv=None) -> dict:
           f"   padding {ours['padding_fraction']:.1%}")
     print(f"(c) best {BEST}  {rate['best']:8.0f} tokens/s   {figures['best_fraction_of_ceiling']:.1%} of ceiling"
           f"   padding {best['padding_fraction']:.1%}")
+    if args.levers:
+        figures.update(lever_ablation(args, rate["plain"], dtype))
     return figures
+
+
+def lever_ablation(args, plain_rate: float, dtype: torch.dtype) -> dict:
+    """The levers that are not config switches, each against (a) from the same run."""
+    out = {}
+    variants = {"fp32": {"dtype": torch.float32}, "compile": {"compiled": True}}
+    if dtype == torch.float32:
+        variants.pop("fp32")   # (a) already ran in fp32: this CPU has no fast bf16
+    for name, kwargs in variants.items():
+        try:
+            run = plain_loop(args, **kwargs)
+            out[f"lever_{name}_tokens_per_s"] = run["tokens"] / run["seconds"]
+            print(f"lever {name:8s} (plain loop) {out[f'lever_{name}_tokens_per_s']:8.0f} tokens/s"
+                  f"   x{out[f'lever_{name}_tokens_per_s'] / plain_rate:.2f} vs (a)")
+        except Exception as e:  # noqa: BLE001 - a lever that cannot run here is a finding, not a crash
+            out[f"lever_{name}_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            print(f"lever {name:8s} failed here: {out[f'lever_{name}_error']}")
+    return out
 
 
 if __name__ == "__main__":
