@@ -124,7 +124,20 @@ def load_tokenizer(name: str, padding_side: str = "left"):
 def load_causal_lm(name: str, dtype: torch.dtype, device: str = "cpu"):
     from transformers import AutoModelForCausalLM
     model = AutoModelForCausalLM.from_pretrained(resolve_model(name), dtype=dtype)
+    head = model.get_output_embeddings()
+    if head is not None:
+        head.register_forward_pre_hook(_contiguous_input)
     return model.to(device)
+
+
+def _contiguous_input(module, args):
+    """Scoring and generation pass the LM head a strided slice (`logits_to_keep`). Once the head
+    is frozen (LoRA), torch's linear no longer folds such an input into one matmul: it broadcasts
+    the [vocab, hidden] weight per row and copies it, 1.1 s instead of 7 ms per call for SmolLM2
+    at batch 16. A contiguous copy of the few kept positions costs nothing."""
+    if args and isinstance(args[0], torch.Tensor) and not args[0].is_contiguous():
+        return (args[0].contiguous(), *args[1:])
+    return None
 
 
 def local_dir(path: str, filesystem_uri: str | None = None) -> str:

@@ -80,3 +80,24 @@ def test_train_throughput_quick_reports_every_figure(tiny_model, ray_local):
                 "best_fraction_of_ceiling", "padding_fraction_ours", "padding_fraction_best"):
         assert key in figures and math.isfinite(figures[key]), key
     assert figures["plain_tokens_per_s"] > 0 and figures["best_tokens_per_s"] > 0
+
+
+def test_frozen_lm_head_gets_a_contiguous_input_when_scoring(tiny_model):
+    """A LoRA-frozen head fed a strided `logits_to_keep` slice takes torch's broadcast-and-copy
+    path (over 100x slower at SmolLM2's vocabulary); load_causal_lm makes the head's input
+    contiguous, for scoring and generation alike, and the logits stay the same."""
+    from bias.config import ExperimentConfig
+    from bias.models import load_causal_lm
+    from training.lora_loop import lora_wrap
+    cfg = ExperimentConfig(name="t", bias_types=["neutral"], ratios=[0.0])
+    model = lora_wrap(load_causal_lm(tiny_model, torch.float32), cfg).eval()
+    head = model.get_output_embeddings()
+    assert not head.weight.requires_grad
+    seen = []
+    head.register_forward_pre_hook(lambda mod, args: seen.append(args[0].is_contiguous()))
+    ids = torch.randint(0, 100, (3, 17))
+    with torch.inference_mode():
+        last = model(input_ids=ids, logits_to_keep=1).logits[:, -1]
+        full = model(input_ids=ids).logits[:, -1]
+    assert seen == [True, True]
+    assert torch.allclose(last, full, atol=1e-5)
