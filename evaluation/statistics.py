@@ -75,13 +75,17 @@ def bootstrap_ci(values, level: float = LEVEL, n_boot: int = N_BOOT,
 
 
 def slope_test(x, y, level: float = LEVEL) -> Slope:
-    """OLS slope of y on x with a t-based CI; NaN figures when fewer than 3 points or one x."""
+    """OLS slope of y on x with a t-based CI; NaN figures when fewer than 3 points or one x;
+    slope 0 with p = 1 when y does not vary (linregress would give 0/0)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
     if x.size < 3 or np.unique(x).size < 2:
         return Slope(n=int(x.size), slope=NAN, intercept=NAN, stderr=NAN, ci_low=NAN,
                      ci_high=NAN, p_value=NAN)
+    if np.ptp(y) == 0:   # a flat curve (e.g. a saturated accuracy): slope 0, nothing to test
+        return Slope(n=int(x.size), slope=0.0, intercept=float(y[0]), stderr=0.0, ci_low=0.0,
+                     ci_high=0.0, p_value=1.0)
     fit = stats.linregress(x, y)
     half = stats.t.ppf(0.5 + level / 2, x.size - 2) * fit.stderr
     return Slope(n=int(x.size), slope=float(fit.slope), intercept=float(fit.intercept),

@@ -8,6 +8,7 @@ decodes, no console errors).
 """
 from __future__ import annotations
 
+import math
 import html
 import json
 import os
@@ -240,3 +241,10 @@ def test_report_renders_in_headless_chromium(report, chromium, tmp_path):
     assert probe["broken"] == [] and probe["errors"] == []
     console = [line for line in done.stderr.splitlines() if "CONSOLE" in line]
     assert console == [], console
+
+
+def test_a_flat_curve_has_slope_zero_and_p_one_not_nan():
+    from evaluation.statistics import slope_test
+    flat = slope_test([0.0, 0.2, 0.5, 0.0, 0.2, 0.5], [0.9] * 6)
+    assert (flat.slope, flat.p_value, flat.ci_low, flat.ci_high) == (0.0, 1.0, 0.0, 0.0)
+    assert math.isnan(slope_test([0.0, 0.5], [0.1, 0.2]).p_value)   # too few points: untested
