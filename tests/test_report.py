@@ -8,8 +8,8 @@ decodes, no console errors).
 """
 from __future__ import annotations
 
-import math
 import html
+import math
 import json
 import os
 import re
