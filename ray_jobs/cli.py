@@ -54,12 +54,24 @@ def run_command(config: str, overrides: list[str], address: str | None,
         cfg = load_config(config, overrides)
         parent_run_id = run_experiment(cfg, address=address, tracking_uri=tracking_uri)
         uri = resolve_tracking_uri(cfg.tracking.uri, tracking_uri)
-        print_results(cfg.experiment_name, uri, parent_run_id=parent_run_id)
+        print_results(cfg.experiment_name, uri, parent_run_id=parent_run_id,
+                      metrics=summary_metrics(cfg.evaluation.tasks))
+        print(f"every metric: bias-inherit results --experiment {cfg.experiment_name}; "
+              f"the report: bias-inherit report {cfg.experiment_name}")
     except _user_errors() as e:
         return _fail(str(e))
     except KeyboardInterrupt:
         return _fail("interrupted; finished cells are in MLflow and generations stay cached")
     return 0
+
+
+def summary_metrics(tasks: list[str]) -> list[str]:
+    """What a finished run prints: each task's bias metric, plus the first task's headline
+    (`results` has every metric)."""
+    from evaluation.findings import TASK_METRICS
+    known = [t for t in tasks if t in TASK_METRICS]
+    head = [f"{known[0]}/{TASK_METRICS[known[0]].headline}"] if known else []
+    return head + [f"{t}/{TASK_METRICS[t].bias}" for t in known]
 
 
 def print_results(experiment: str, tracking_uri: str, parent_run_id: str | None = None,
@@ -140,7 +152,8 @@ def _print_rich(table, title: str) -> None:
         view.add_column(_short(col), no_wrap=True)
     for _, row in shown.iterrows():
         view.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.tolist()])
-    Console().print(view)
+    # A pipe or a log file has no width: rich would squeeze the table into 80 columns.
+    Console(width=None if sys.stdout.isatty() else 240).print(view)
 
 
 def _quiet_warnings() -> None:
