@@ -2,8 +2,9 @@
 on the same model and items, in one run.
 
   likelihood  occupation classification: 6 label continuations per bio. The naive loop runs one
-              forward per (bio, label) with full-vocabulary logits at every position; ours
-              batches the pairs, left-pads them and computes logits at the label positions only.
+              forward per (bio, label) with full-vocabulary logits at every position; ours runs
+              each left-padded batch of bios once (LM head on the last position only) and
+              continues every label from the bios' repeated KV cache in one small forward.
   generation  salary answers: the naive loop generates one prompt at a time; ours runs
               left-padded batches.
 Tokens/s counts tokens fed through the model (likelihood) or generated (generation). The two
