@@ -96,7 +96,8 @@ class OptimConfig(Strict):
     # all: the LM loss covers the bio text too, so biased wording can be inherited by generation
     # tasks; completion: only the label tokens (classic SFT, weaker inheritance).
     train_on: Literal["all", "completion"] = "all"
-    # Group rows of similar length into batches: less padding, same per-example losses.
+    # Group rows of similar length into batches: less padding, same per-example losses. Off: on
+    # the throughput benchmark it cut padding 9% -> 2% but its tokens/s gain was within noise.
     length_bucketing: bool = False
 
 
