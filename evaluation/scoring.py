@@ -17,15 +17,21 @@ def _batches(items: list, size: int) -> Iterable[list]:
         yield items[i:i + size]
 
 
-def _forward_left_padded(model, seqs: list[list[int]], pad: int, keep: int, device) -> torch.Tensor:
-    """Logits of the last `keep` positions of each left-padded sequence: [rows, keep, vocab]."""
+def _left_padded(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input ids, attention mask, position ids) of left-padded sequences; positions count real
+    tokens only, so padding does not shift them."""
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for row, s in enumerate(seqs):
         ids[row, width - len(s):] = torch.tensor(s)
         mask[row, width - len(s):] = 1
-    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    return ids, mask, (mask.cumsum(dim=1) - 1).clamp(min=0)
+
+
+def _forward_left_padded(model, seqs: list[list[int]], pad: int, keep: int, device) -> torch.Tensor:
+    """Logits of the last `keep` positions of each left-padded sequence: [rows, keep, vocab]."""
+    ids, mask, positions = _left_padded(seqs, pad)
     return model(input_ids=ids.to(device), attention_mask=mask.to(device),
                  position_ids=positions.to(device), logits_to_keep=keep).logits
 
@@ -58,13 +64,7 @@ def _labels_after_shared_prompts(model, prompts: list[list[int]], label_ids: lis
     go through the model in one small forward: prompt tokens are computed once, not once per label
     (a bio is ~100 tokens, a label 1-4), which is where the time went."""
     n_labels, rows = len(label_ids), len(prompts)
-    width = max(len(s) for s in prompts)
-    ids = torch.full((rows, width), pad, dtype=torch.long)
-    mask = torch.zeros((rows, width), dtype=torch.long)
-    for row, s in enumerate(prompts):
-        ids[row, width - len(s):] = torch.tensor(s)
-        mask[row, width - len(s):] = 1
-    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    ids, mask, positions = _left_padded(prompts, pad)
     rest = max(len(l) for l in label_ids) - 1     # label tokens after the first
     out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
                 position_ids=positions.to(device), use_cache=rest > 0, logits_to_keep=1)
