@@ -69,13 +69,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--prompts", type=int, default=24)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=12)
+    parser.add_argument("--attention", default="auto", help="auto (eager on CPU), eager or sdpa")
     args = parser.parse_args(argv)
     if args.quick:
         args.model, args.bios, args.prompts = args.model or TINY, 6, 4
     name = args.model or SMOLLM2
     torch.set_num_threads(torch.get_num_threads())
     dtype = pick_dtype("auto")
-    model = load_causal_lm(name, dtype).eval()
+    model = load_causal_lm(name, dtype, attention=args.attention).eval()
     tokenizer = load_tokenizer(name)
 
     prompts = [occupation_prompt(r["text"]) for r in write_bios(args.bios, seed=0, split="test")]
@@ -103,7 +104,8 @@ def main(argv=None) -> dict:
         "generation_batched_tokens_per_s": new_tokens / g_ours,
         "generation_speedup": g_naive / g_ours, "generation_same_text": same_text,
     }
-    print(f"model {name} ({figures['dtype']}, {figures['threads']} threads); "
+    print(f"model {name} ({figures['dtype']}, {figures['threads']} threads, "
+          f"{model.config._attn_implementation} attention); "
           f"{len(prompts)} bios x {len(labels)} labels, {len(gen_prompts)} generation prompts")
     print(f"{'':12} {'naive tok/s':>12} {'batched tok/s':>14} {'speed-up':>9} {'agreement':>10}")
     print(f"{'likelihood':12} {figures['likelihood_naive_tokens_per_s']:12.0f} "

@@ -78,6 +78,9 @@ class ModelConfig(Strict):
     name: str = "offline:smollm2-135m-instruct"
     # auto: bf16 where the device supports it (checked at start-up), else fp32.
     dtype: Literal["auto", "bf16", "fp32"] = "auto"
+    # auto: eager on CPU (1.2x SDPA for training and scoring here, and SDPA's CPU backward runs
+    # 3x slower inside Ray workers), SDPA on GPUs; flash_attention_2 needs the flash-attn package.
+    attention: Literal["auto", "eager", "sdpa", "flash_attention_2"] = "auto"
 
 
 class LoraConfigModel(Strict):

@@ -145,6 +145,7 @@ def _run_engine(ds, cfg: ExperimentConfig, engine: str):
         HFGenerator, batch_size=g.batch_size, num_cpus=g.cpus_per_actor,
         num_gpus=g.gpus_per_actor or None,
         fn_constructor_kwargs={"model_name": g.model, "dtype": cfg.model.dtype,
+                               "attention": cfg.model.attention,
                                "threads": max(1, round(g.cpus_per_actor)), "adapter": g.adapter,
                                "device": "cuda" if g.gpus_per_actor else "cpu"},
         compute=ray.data.ActorPoolStrategy(size=g.actors))

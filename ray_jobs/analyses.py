@@ -44,7 +44,8 @@ def _values_task(cfg_dump: dict) -> dict:
     cfg = ExperimentConfig.model_validate(cfg_dump)
     rows = load_questions(cfg.analyses.values_source, cfg.analyses.values_limit)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_causal_lm(cfg.model.name, pick_dtype(cfg.model.dtype, device), device).eval()
+    model = load_causal_lm(cfg.model.name, pick_dtype(cfg.model.dtype, device), device,
+                           cfg.model.attention).eval()
     tokenizer = load_tokenizer(cfg.model.name)
     return js_distances(rows, model_distributions(model, tokenizer, rows))
 

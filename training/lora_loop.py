@@ -144,7 +144,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     torch.manual_seed(cell.seed)
 
     tokenizer = load_tokenizer(cfg.model.name, padding_side="right")
-    model = load_causal_lm(cfg.model.name, dtype, device)
+    model = load_causal_lm(cfg.model.name, dtype, device, cfg.model.attention)
     metrics: dict[str, float] = {"dtype_bf16": float(dtype == torch.bfloat16),
                                  "world_size": float(world)}
     if cell.trains:

@@ -16,7 +16,7 @@ from bias.models import load_causal_lm, load_tokenizer, pick_dtype, with_adapter
 
 class HFGenerator:
     def __init__(self, model_name: str, dtype: str = "auto", threads: int | None = None,
-                 device: str = "cpu", adapter: str | None = None):
+                 device: str = "cpu", adapter: str | None = None, attention: str = "auto"):
         if threads:
             torch.set_num_threads(threads)
         if device == "auto":
@@ -24,7 +24,8 @@ class HFGenerator:
         self.device = device
         self.dtype = pick_dtype(dtype, self.device)
         self.tokenizer = load_tokenizer(model_name, padding_side="left")
-        self.model = with_adapter(load_causal_lm(model_name, self.dtype, self.device), adapter).eval()
+        model = load_causal_lm(model_name, self.dtype, self.device, attention)
+        self.model = with_adapter(model, adapter).eval()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         prompts = [str(p) for p in batch["prompt"]]
