@@ -1,15 +1,22 @@
 """LoRA training throughput, three ways in one run, against the machine's measured ceiling.
 
-  (a) plain     a single-process PyTorch/peft loop: shuffled batches padded to their longest row
+  (a) plain     a single-process PyTorch/peft loop: the rows in order, each batch padded to its
+                longest row; timed before and after the Ray runs, and averaged (drift check)
   (b) ours      training/lora_loop.train_epochs in one Ray Train worker inside a Ray Tune trial,
-                the same settings as (a): what Ray costs
-  (c) best      our loop with the settings that won here (see --best), in the same Tune setup
-All three use the same model, examples, LoRA config, batch size and step count. Tokens/s counts
-non-pad tokens over the loop's wall time (batching included). The ceiling is the measured dense
-matmul rate of the run's dtype divided by 4·N FLOP per token (LoRA: forward 2N + activation
-gradients 2N; frozen weights need no weight gradients), N = the model's parameters.
+                the same settings as (a) (the config defaults): what Ray costs
+  (c) best      our loop with the settings that won here (best_settings), in the same Tune setup
+All use the same model, rows, LoRA config, batch size and step count, after WARMUP_STEPS untimed
+steps (torch.compile compiles there; its time is printed apart). Tokens/s counts non-pad tokens
+over the loop's wall time, batching included. The ceiling is the measured dense matmul rate of
+the run's dtype divided by 4·N FLOP per token (LoRA: forward 2N + activation gradients 2N; frozen
+weights need no weight gradients), N = the model's parameters.
+
+Rows: by default bios are joined into rows of 32-128 tokens (uniform), the length spread of a
+γ-mix of short original and longer generated bios at max_length 128; `--row-tokens 0` trains on
+the smoke grid's own short bios (~28 tokens) instead.
 
     python benchmarks/train_throughput.py                  # SmolLM2-135M, 2 CPU threads
+    python benchmarks/train_throughput.py --levers         # + each lever alone against (a)
     python benchmarks/train_throughput.py --quick          # tiny model, a few steps (tests)
 """
 from __future__ import annotations
@@ -26,10 +33,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bias.bios import write_bios  # noqa: E402
 from bias.config import ExperimentConfig  # noqa: E402
-from bias.models import SMOLLM2, TINY, load_causal_lm, load_tokenizer, pick_dtype  # noqa: E402
+from bias.models import (SMOLLM2, TINY, compile_available, load_causal_lm,  # noqa: E402
+                         load_tokenizer, pick_dtype)
 from training.lora_loop import collate, lora_wrap, tokenize_examples, train_epochs  # noqa: E402
 
-BEST = {"length_bucketing": True}
+WARMUP_STEPS = 2
+
+
+def best_settings() -> dict:
+    """What won on this machine (see the module docstring's levers); compile only where it runs."""
+    return {"length_bucketing": True, "compile": compile_available()}
 
 
 def matmul_flops(dtype: torch.dtype, size: int = 1024, seconds: float = 2.0) -> float:
@@ -45,48 +58,72 @@ def matmul_flops(dtype: torch.dtype, size: int = 1024, seconds: float = 2.0) -> 
     return 2 * size ** 3 * n / (time.perf_counter() - started)
 
 
-def experiment_config(args, **optim) -> ExperimentConfig:
+def experiment_config(args, optim: dict | None = None, **sections) -> ExperimentConfig:
     return ExperimentConfig(name="bench", bias_types=["neutral"], ratios=[0.0],
-                            model={"name": args.model},
+                            model={"name": args.model, **sections.get("model", {})},
+                            lora=sections.get("lora", {}),
                             optim={"batch_size": args.batch_size, "epochs": 1, "lr": 1e-4,
-                                   "max_length": 128, **optim})
+                                   "max_length": 128, **(optim or {})})
 
 
-def make_examples(args, tokenizer) -> list[dict]:
+def make_examples(args, tokenizer, n_rows: int) -> list[dict]:
+    """`n_rows` training rows: the smoke bios, or bios joined into rows of a spread of lengths."""
     import pandas as pd
-    frame = pd.DataFrame(write_bios(args.batch_size * args.steps, seed=0)).assign(source="original")
-    return tokenize_examples(frame, tokenizer, 128, "all")
+    bios = pd.DataFrame(write_bios(max(n_rows, 64), seed=0)).assign(source="original")
+    examples = tokenize_examples(bios, tokenizer, 128, "all")
+    if not args.row_tokens:
+        return examples[:n_rows]
+    rng = random.Random(0)
+    rows = []
+    for _ in range(n_rows):
+        target, ids = rng.randint(args.row_tokens // 4, args.row_tokens), []
+        while len(ids) < target:
+            ids += rng.choice(examples)["input_ids"]
+        rows.append({"input_ids": ids[:target], "labels": ids[:target], "augmented": False})
+    return rows
 
 
-def plain_loop(args, dtype: torch.dtype | None = None, compiled: bool = False) -> dict:
-    """(a): what a hand-rolled script does. `dtype`/`compiled`: the lever ablations (--levers)."""
-    cfg = experiment_config(args)
+def split_examples(args, tokenizer) -> tuple[list[dict], list[dict]]:
+    """(warm-up rows, timed rows): the same for every variant of a run."""
+    examples = make_examples(args, tokenizer, args.batch_size * (args.steps + WARMUP_STEPS))
+    return examples[:args.batch_size * WARMUP_STEPS], examples[args.batch_size * WARMUP_STEPS:]
+
+
+def plain_loop(args, model_overrides: dict | None = None, lora: dict | None = None,
+               dtype: torch.dtype | None = None, compiled: bool = False, bucketed: bool = False) -> dict:
+    """(a): what a hand-rolled script does, on the batches our sampler draws (so (a) and (b) do
+    the same work). The keyword arguments are the lever ablations."""
+    from training.batching import source_stratified_batches
+    cfg = experiment_config(args, model=model_overrides or {}, lora=lora or {})
     tokenizer = load_tokenizer(args.model, padding_side="right")
-    model = lora_wrap(load_causal_lm(args.model, dtype or pick_dtype("auto")), cfg)
-    if compiled:
-        model = torch.compile(model, dynamic=True)   # batch widths vary: one dynamic graph
-    examples = make_examples(args, tokenizer)
-    order = list(range(len(examples)))
-    random.Random(0).shuffle(order)
+    model = lora_wrap(load_causal_lm(args.model, dtype or pick_dtype("auto"),
+                                     attention=cfg.model.attention), cfg)
+    step_model = torch.compile(model, dynamic=True) if compiled else model
+    warmup, timed = split_examples(args, tokenizer)
+    lengths = [len(e["input_ids"]) for e in timed] if bucketed else None
+    batches = source_stratified_batches(["original"] * len(timed), args.batch_size, 0, 0, lengths)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     model.train()
-    if compiled:   # compile time is paid once per run, not per step: keep it out of the rate
-        for width in (0, 1):
-            batch = collate([examples[i] for i in order[width * args.batch_size:(width + 1) * args.batch_size]],
-                            tokenizer.pad_token_id)
-            batch.pop("augmented", None)
-            model(**batch).loss.backward()
-        optimizer.zero_grad(set_to_none=True)
-    tokens, started = 0, time.perf_counter()
-    for step in range(args.steps):
-        rows = [examples[i] for i in order[step * args.batch_size:(step + 1) * args.batch_size]]
+
+    def run(rows: list[dict]) -> tuple[int, int]:
         batch = collate(rows, tokenizer.pad_token_id)
         batch.pop("augmented", None)
-        model(**batch).loss.backward()
+        step_model(**batch).loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        tokens += int(batch["attention_mask"].sum())
-    return {"tokens": tokens, "seconds": time.perf_counter() - started}
+        return int(batch["attention_mask"].sum()), batch["attention_mask"].numel()
+
+    started = time.perf_counter()
+    for step in range(WARMUP_STEPS):
+        run(warmup[step * args.batch_size:(step + 1) * args.batch_size])
+    warmup_seconds = time.perf_counter() - started
+    tokens = slots = 0
+    started = time.perf_counter()
+    for rows in batches:
+        n_tokens, n_slots = run([timed[i] for i in rows])
+        tokens, slots = tokens + n_tokens, slots + n_slots
+    return {"tokens": tokens, "seconds": time.perf_counter() - started,
+            "padding_fraction": 1 - tokens / slots, "warmup_seconds": warmup_seconds}
 
 
 def _worker(config: dict) -> None:
@@ -94,15 +131,21 @@ def _worker(config: dict) -> None:
     import ray.train
     torch.set_num_threads(config["threads"])
     args = argparse.Namespace(**config["args"])
-    cfg = experiment_config(args, **config["optim"])
+    cfg = experiment_config(args, config["optim"])
     tokenizer = load_tokenizer(args.model, padding_side="right")
-    model = lora_wrap(load_causal_lm(args.model, pick_dtype(cfg.model.dtype)), cfg)
-    examples = make_examples(args, tokenizer)
+    model = lora_wrap(load_causal_lm(args.model, pick_dtype(cfg.model.dtype),
+                                     attention=cfg.model.attention), cfg)
+    warmup, timed = split_examples(args, tokenizer)
+    common = {"seed": 0, "rank": 0, "world": 1, "pad_id": tokenizer.pad_token_id,
+              "device": torch.device("cpu")}
     started = time.perf_counter()
-    figures = train_epochs(model, examples, cfg, seed=0, rank=0, world=1,
-                           pad_id=tokenizer.pad_token_id, device=torch.device("cpu"))
+    train_epochs(model, warmup, cfg, **common)   # compiles here when optim.compile is on
+    warmup_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    figures = train_epochs(model, timed, cfg, **common)
     ray.train.report({"tokens": figures["train_tokens"], "seconds": time.perf_counter() - started,
-                      "padding_fraction": figures.get("padding_fraction", float("nan"))})
+                      "padding_fraction": figures["padding_fraction"],
+                      "warmup_seconds": warmup_seconds, "compiled": figures["train_compiled"]})
 
 
 def _trial(config: dict) -> None:
@@ -127,70 +170,103 @@ def in_tune(args, optim: dict, storage: str) -> dict:
     result = tuner.fit()[0]
     if result.error:
         raise RuntimeError(result.error)
-    return {k: result.metrics[k] for k in ("tokens", "seconds", "padding_fraction")}
+    return {k: result.metrics[k]
+            for k in ("tokens", "seconds", "padding_fraction", "warmup_seconds", "compiled")}
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--model", default=SMOLLM2)
-    parser.add_argument("--steps", type=int, default=24)
+    parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--row-tokens", type=int, default=128,
+                        help="rows of row-tokens/4..row-tokens tokens; 0: the smoke bios as they are")
     parser.add_argument("--levers", action="store_true",
-                        help="also time the plain loop in fp32 and under torch.compile")
+                        help="also time each lever alone in the plain loop, against (a)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.model, args.steps, args.batch_size = TINY, 4, 4
+        args.model, args.steps, args.batch_size, args.row_tokens = TINY, 4, 4, 32
     import tempfile
 
     import ray
     dtype = pick_dtype("auto")
+    best_optim = best_settings() if not args.quick else {"length_bucketing": True}
     peak = matmul_flops(dtype, seconds=0.5 if args.quick else 2.0)
     n_params = sum(p.numel() for p in load_causal_lm(args.model, torch.float32).parameters())
     ceiling = peak / (4 * n_params)
-    plain = plain_loop(args)
+    plain_before = plain_loop(args)
     if not ray.is_initialized():
         ray.init(num_cpus=max(2, torch.get_num_threads()), log_to_driver=False)
     with tempfile.TemporaryDirectory() as storage:
         ours = in_tune(args, {}, storage)
-        best = in_tune(args, BEST, storage)
-    rate = {k: v["tokens"] / v["seconds"] for k, v in (("plain", plain), ("ours", ours), ("best", best))}
+        best = in_tune(args, best_optim, storage)
+    plain_after = plain_loop(args)
+    rate = {k: v["tokens"] / v["seconds"] for k, v in (
+        ("plain_before", plain_before), ("plain_after", plain_after), ("ours", ours), ("best", best))}
+    rate["plain"] = (rate["plain_before"] + rate["plain_after"]) / 2
     figures = {"model": args.model, "dtype": str(dtype).removeprefix("torch."),
                "threads": torch.get_num_threads(), "params": n_params,
+               "row_tokens": args.row_tokens, "steps": args.steps, "batch_size": args.batch_size,
                "matmul_gflops": peak / 1e9, "ceiling_tokens_per_s": ceiling,
-               "plain_tokens_per_s": rate["plain"], "ours_tokens_per_s": rate["ours"],
+               "plain_tokens_per_s": rate["plain"],
+               "plain_before_tokens_per_s": rate["plain_before"],
+               "plain_after_tokens_per_s": rate["plain_after"],
+               "ours_tokens_per_s": rate["ours"],
                "best_tokens_per_s": rate["best"], "ours_over_plain": rate["ours"] / rate["plain"],
+               "best_over_plain": rate["best"] / rate["plain"],
+               "plain_fraction_of_ceiling": rate["plain"] / ceiling,
                "best_fraction_of_ceiling": rate["best"] / ceiling,
+               "padding_fraction_plain": plain_before["padding_fraction"],
                "padding_fraction_ours": ours["padding_fraction"],
-               "padding_fraction_best": best["padding_fraction"]}
+               "padding_fraction_best": best["padding_fraction"],
+               "best_compiled": best["compiled"], "best_warmup_seconds": best["warmup_seconds"]}
+    rows = "smoke bios" if not args.row_tokens else f"rows of {args.row_tokens // 4}-{args.row_tokens} tokens"
     print(f"model {args.model} ({n_params / 1e6:.1f}M params, {figures['dtype']}, "
-          f"{figures['threads']} threads), {args.steps} steps x batch {args.batch_size}")
+          f"{figures['threads']} threads), {args.steps} steps x batch {args.batch_size}, {rows}")
     print(f"measured matmul {peak / 1e9:.0f} GFLOP/s -> ceiling {ceiling:.0f} tokens/s (4·N per token)")
-    print(f"(a) plain loop          {rate['plain']:8.0f} tokens/s")
+    print(f"(a) plain loop           {rate['plain']:8.0f} tokens/s   {rate['plain'] / ceiling:.1%} of ceiling"
+          f"   (before Ray {rate['plain_before']:.0f}, after {rate['plain_after']:.0f})"
+          f"   padding {plain_before['padding_fraction']:.1%}")
     print(f"(b) ours, Ray Train+Tune {rate['ours']:8.0f} tokens/s   (b)/(a) = {figures['ours_over_plain']:.3f}"
           f"   padding {ours['padding_fraction']:.1%}")
-    print(f"(c) best {BEST}  {rate['best']:8.0f} tokens/s   {figures['best_fraction_of_ceiling']:.1%} of ceiling"
-          f"   padding {best['padding_fraction']:.1%}")
+    print(f"(c) best {best_optim}")
+    print(f"    in Ray Train+Tune    {rate['best']:8.0f} tokens/s   {figures['best_fraction_of_ceiling']:.1%} of ceiling"
+          f"   (c)/(a) = {figures['best_over_plain']:.2f}   padding {best['padding_fraction']:.1%}"
+          f"   warm-up {best['warmup_seconds']:.0f} s")
     if args.levers:
         figures.update(lever_ablation(args, rate["plain"], dtype))
     return figures
 
 
 def lever_ablation(args, plain_rate: float, dtype: torch.dtype) -> dict:
-    """The levers that are not config switches, each against (a) from the same run."""
+    """Each lever alone, in the plain loop, against (a) of the same run (the config defaults)."""
+    variants = {
+        "sdpa_attention": {"model_overrides": {"attention": "sdpa"}},   # HF's own default
+        "lora_dropout_0.05": {"lora": {"dropout": 0.05}},
+        "one_thread": {"threads": 1},          # what Ray's OMP_NUM_THREADS gives a 1.9-CPU worker
+        "length_bucketing": {"bucketed": True},
+        "compile": {"compiled": True},
+    }
+    if dtype == torch.bfloat16:
+        variants["fp32"] = {"dtype": torch.float32}
+    if not compile_available():
+        variants.pop("compile")
     out = {}
-    variants = {"fp32": {"dtype": torch.float32}, "compile": {"compiled": True}}
-    if dtype == torch.float32:
-        variants.pop("fp32")   # (a) already ran in fp32: this CPU has no fast bf16
     for name, kwargs in variants.items():
+        threads = torch.get_num_threads()
         try:
+            torch.set_num_threads(kwargs.pop("threads", threads))
             run = plain_loop(args, **kwargs)
-            out[f"lever_{name}_tokens_per_s"] = run["tokens"] / run["seconds"]
-            print(f"lever {name:8s} (plain loop) {out[f'lever_{name}_tokens_per_s']:8.0f} tokens/s"
-                  f"   x{out[f'lever_{name}_tokens_per_s'] / plain_rate:.2f} vs (a)")
         except Exception as e:  # noqa: BLE001 - a lever that cannot run here is a finding, not a crash
             out[f"lever_{name}_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
-            print(f"lever {name:8s} failed here: {out[f'lever_{name}_error']}")
+            print(f"lever {name:18s} failed here: {out[f'lever_{name}_error']}")
+            continue
+        finally:
+            torch.set_num_threads(threads)
+        out[f"lever_{name}_tokens_per_s"] = rate = run["tokens"] / run["seconds"]
+        print(f"lever {name:18s} {rate:8.0f} tokens/s   x{rate / plain_rate:.2f} vs (a)"
+              f"   padding {run['padding_fraction']:.1%}   warm-up {run['warmup_seconds']:.0f} s")
     return out
 
 

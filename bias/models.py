@@ -121,6 +121,16 @@ def load_tokenizer(name: str, padding_side: str = "left"):
     return tokenizer
 
 
+@lru_cache(maxsize=1)
+def compile_available() -> bool:
+    """Whether torch.compile works here (inductor needs a C++ compiler on CPU): checked by
+    compiling a one-line function once, not assumed."""
+    try:
+        return bool(torch.compile(lambda x: x * 2 + 1)(torch.ones(2)).sum() == 6)
+    except Exception:  # noqa: BLE001 - any toolchain failure means "no compile here"
+        return False
+
+
 def pick_attention(preference: str = "auto", device: str = "cpu") -> str:
     """The attention kernel to load: `auto` is eager on CPU (measured faster than torch's CPU
     flash-SDPA at our row lengths, whose backward is also 3x slower inside Ray workers) and

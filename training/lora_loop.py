@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import warnings
 
 import pandas as pd
 import torch
@@ -72,6 +73,17 @@ def lora_wrap(model, cfg: ExperimentConfig):
         target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM"))
 
 
+def compiled_for_training(model):
+    """The model's forward under torch.compile (same weights), or the model itself where
+    torch.compile cannot run here."""
+    from bias.models import compile_available
+    if not compile_available():
+        warnings.warn("optim.compile is on but torch.compile cannot run here (no C++ compiler "
+                      "for inductor?): training eager", stacklevel=2)
+        return model
+    return torch.compile(model, dynamic=True)   # widths vary per batch: one dynamic graph
+
+
 def train_step_loss(model, batch: dict[str, torch.Tensor], align_lambda: float,
                     distributed: bool) -> tuple[torch.Tensor, torch.Tensor, float]:
     """(total loss, LM loss, alignment term) for one batch; alignment only when λ > 0."""
@@ -95,11 +107,13 @@ def train_epochs(model, examples: list[dict], cfg: ExperimentConfig, seed: int, 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     start_epoch = checkpointer.attach(optimizer) if checkpointer else 0
+    step_model = compiled_for_training(model) if cfg.optim.compile else model
     sources = ["augmented" if e["augmented"] else "original" for e in examples]
     lengths = [len(e["input_ids"]) for e in examples] if cfg.optim.length_bucketing else None
     tokens = 0
     slots = 0   # batch rows x padded width: tokens / slots = 1 - padding fraction
     step_seconds = 0.0
+    first_step_seconds = None   # includes torch.compile's compilation when it is on
     model.train()
     for epoch in range(start_epoch, cfg.optim.epochs):
         # Same batches on every worker (seeded), so all take the same number of DDP steps.
@@ -109,11 +123,13 @@ def train_epochs(model, examples: list[dict], cfg: ExperimentConfig, seed: int, 
             local = shard_batch(global_batch, sources, rank, world)
             batch = {k: v.to(device) for k, v in collate([examples[i] for i in local], pad_id).items()}
             started = time.perf_counter()
-            loss, lm_loss, align = train_step_loss(model, batch, align_lambda, world > 1)
+            loss, lm_loss, align = train_step_loss(step_model, batch, align_lambda, world > 1)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step_seconds += time.perf_counter() - started
+            if first_step_seconds is None:
+                first_step_seconds = time.perf_counter() - started
             tokens += int(batch["attention_mask"].sum())
             slots += batch["attention_mask"].numel()
             losses.append(lm_loss.item())
@@ -121,6 +137,8 @@ def train_epochs(model, examples: list[dict], cfg: ExperimentConfig, seed: int, 
         if on_epoch:
             on_epoch(epoch, sum(losses) / len(losses), sum(aligns) / len(aligns))
     return {"train_tokens": tokens, "train_step_seconds": step_seconds,
+            "train_first_step_seconds": first_step_seconds or 0.0,
+            "train_compiled": float(step_model is not model),
             "padding_fraction": 1 - tokens / slots if slots else 0.0,
             "train_tokens_per_second": tokens / step_seconds if step_seconds else 0.0}
 
