@@ -289,8 +289,9 @@ def _group_counts(frame: pd.DataFrame) -> dict:
 if __name__ == "__main__":
     import ray
     from bias.config import load_config
+    from bias.local_ray import start_local_ray
     config = load_config(sys.argv[1], sys.argv[2:])
-    ray.init()
+    start_local_ray()
     for t in config.bias_types:
         result = generate(config, t, config.seeds[0],
                           pick_engine(config.generation.engine, ray.cluster_resources().get("GPU", 0)))

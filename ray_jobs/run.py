@@ -57,7 +57,8 @@ def connect_ray(address: str | None):
             ray.init(address=address, log_to_driver=True)
         else:
             # The dashboard also serves the State API that Ray Train's placement-group cleaner polls.
-            ray.init(log_to_driver=True)
+            from bias.local_ray import start_local_ray
+            start_local_ray(log_to_driver=True)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ExperimentError(f"cannot connect to Ray at {address or 'a new local cluster'}: "
                               f"{str(e).splitlines()[0]}") from None

@@ -33,7 +33,8 @@ def ray_local():
     if not ray.is_initialized():
         # Keep the dashboard: it serves the State API that Ray Train's placement-group cleaner
         # polls; without it the cleaner can remove a live trial's placement group.
-        ray.init(num_cpus=2, log_to_driver=False)
+        from bias.local_ray import start_local_ray
+        start_local_ray(num_cpus=2, log_to_driver=False)
     yield ray
     ray.shutdown()
 

@@ -56,6 +56,55 @@ def test_bucketing_cuts_padding_and_keeps_rows_and_proportions():
     assert padding(bucketed) < padding(plain) / 2
 
 
+def test_attention_auto_is_eager_on_cpu_sdpa_on_gpu_and_reaches_the_model(tiny_model):
+    from bias.config import ExperimentConfig
+    from bias.models import load_causal_lm, pick_attention
+    assert pick_attention("auto", "cpu") == "eager"
+    assert pick_attention("auto", "cuda:0") == "sdpa"
+    assert pick_attention("sdpa", "cpu") == "sdpa"
+    cfg = ExperimentConfig(name="t", bias_types=["neutral"], ratios=[0.0],
+                           model={"name": tiny_model, "attention": "sdpa"})
+    assert load_causal_lm(tiny_model, torch.float32).config._attn_implementation == "eager"
+    assert load_causal_lm(tiny_model, torch.float32, "cpu", cfg.model.attention
+                          ).config._attn_implementation == "sdpa"
+
+
+def test_compiled_training_matches_eager_or_falls_back(tiny_model):
+    """optim.compile: the same per-step losses as eager in fp32 where torch.compile runs here,
+    and an eager run with a warning where it cannot."""
+    import warnings
+
+    from bias.config import ExperimentConfig
+    from bias.models import compile_available, load_causal_lm, load_tokenizer
+    from training.lora_loop import lora_wrap, train_epochs
+    tok = load_tokenizer(tiny_model, padding_side="right")
+    texts = [f"Person {i} works as a {job} in town number {i * 7}." for i, job in
+             enumerate(["nurse", "surgeon", "teacher", "pilot"] * 2)]
+    examples = [{"input_ids": tok(t)["input_ids"], "labels": tok(t)["input_ids"],
+                 "augmented": False} for t in texts]
+
+    def losses(compile_on: bool) -> tuple[list[float], dict]:
+        torch.manual_seed(0)
+        cfg = ExperimentConfig(name="t", bias_types=["neutral"], ratios=[0.0],
+                               optim={"batch_size": 2, "compile": compile_on})
+        model = lora_wrap(load_causal_lm(tiny_model, torch.float32), cfg)
+        seen = []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            figures = train_epochs(model, examples, cfg, seed=0, rank=0, world=1,
+                                   pad_id=tok.pad_token_id, device=torch.device("cpu"),
+                                   on_epoch=lambda epoch, loss, align: seen.append(loss))
+        figures["warned"] = any("optim.compile" in str(w.message) for w in caught)
+        return seen, figures
+
+    eager, eager_figures = losses(False)
+    compiled, compiled_figures = losses(True)
+    assert eager_figures["train_compiled"] == 0.0
+    assert compiled_figures["train_compiled"] == float(compile_available())
+    assert compiled_figures["warned"] == (not compile_available())
+    assert abs(eager[0] - compiled[0]) < 1e-4
+
+
 def _load(name: str):
     import importlib.util
     spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
