@@ -1,7 +1,8 @@
 """LoRA training throughput, three ways in one run, against the machine's measured ceiling.
 
-  (a) plain     a single-process PyTorch/peft loop, each batch padded to its longest row;
-                timed twice, before and after the Ray runs, and averaged
+  (a) plain     a single-process PyTorch/peft loop, each batch padded to its longest row, in a
+                fresh process without Ray; timed twice, before Ray starts and beside the idle
+                Ray cluster after the first Ray runs, and averaged
   (b) ours      training/lora_loop.train_epochs in one Ray Train worker inside a Ray Tune trial,
                 the same settings as (a) (the config defaults): what Ray costs; timed twice,
                 interleaved with (a), and averaged
@@ -31,6 +32,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # spawned (a) processes import this file
 
 from bias.bios import write_bios  # noqa: E402
 from bias.config import ExperimentConfig  # noqa: E402
@@ -92,10 +94,13 @@ def split_examples(args, tokenizer) -> tuple[list[dict], list[dict]]:
 
 
 def plain_loop(args, model_overrides: dict | None = None, lora: dict | None = None,
-               dtype: torch.dtype | None = None, compiled: bool = False, bucketed: bool = False) -> dict:
+               dtype: torch.dtype | None = None, compiled: bool = False, bucketed: bool = False,
+               threads: int | None = None) -> dict:
     """(a): what a hand-rolled script does, on the batches our sampler draws (so (a) and (b) do
     the same work). The keyword arguments are the lever ablations."""
     from training.batching import source_stratified_batches
+    if threads:
+        torch.set_num_threads(threads)
     cfg = experiment_config(args, model=model_overrides or {}, lora=lora or {})
     tokenizer = load_tokenizer(args.model, padding_side="right")
     model = lora_wrap(load_causal_lm(args.model, dtype or pick_dtype("auto"),
@@ -126,6 +131,14 @@ def plain_loop(args, model_overrides: dict | None = None, lora: dict | None = No
         tokens, slots = tokens + n_tokens, slots + n_slots
     return {"tokens": tokens, "seconds": time.perf_counter() - started,
             "padding_fraction": 1 - tokens / slots, "warmup_seconds": warmup_seconds}
+
+
+def plain_process(args, **levers) -> dict:
+    """plain_loop in a fresh process: no Ray in it, whatever runs beside it (like (b)'s worker)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(plain_loop, args, **levers).result()
 
 
 def _worker(config: dict) -> None:
@@ -197,13 +210,13 @@ def main(argv=None) -> dict:
     peak = matmul_flops(dtype, seconds=0.5 if args.quick else 2.0)
     n_params = sum(p.numel() for p in load_causal_lm(args.model, torch.float32).parameters())
     ceiling = peak / (4 * n_params)
-    plain_before = plain_loop(args)
+    plain_before = plain_process(args)
     if not ray.is_initialized():
         start_local_ray(num_cpus=max(2, torch.get_num_threads()), log_to_driver=False)
     with tempfile.TemporaryDirectory() as storage:
         ours = in_tune(args, {}, storage)
         best = in_tune(args, best_optim, storage)
-        plain_after = plain_loop(args)
+        plain_after = plain_process(args)   # the idle Ray cluster beside it, as (b) has
         # (a) and (b) twice each, interleaved: run-to-run drift here is ±5%, the gap we measure
         ours_again = ours if args.quick else in_tune(args, {}, storage)
     rate = {k: v["tokens"] / v["seconds"] for k, v in (
@@ -262,16 +275,12 @@ def lever_ablation(args, plain_rate: float, dtype: torch.dtype) -> dict:
         variants.pop("compile")
     out = {}
     for name, kwargs in variants.items():
-        threads = torch.get_num_threads()
         try:
-            torch.set_num_threads(kwargs.pop("threads", threads))
-            run = plain_loop(args, **kwargs)
+            run = plain_process(args, **kwargs)
         except Exception as e:  # noqa: BLE001 - a lever that cannot run here is a finding, not a crash
             out[f"lever_{name}_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
             print(f"lever {name:18s} failed here: {out[f'lever_{name}_error']}")
             continue
-        finally:
-            torch.set_num_threads(threads)
         out[f"lever_{name}_tokens_per_s"] = rate = run["tokens"] / run["seconds"]
         print(f"lever {name:18s} {rate:8.0f} tokens/s   x{rate / plain_rate:.2f} vs (a)"
               f"   padding {run['padding_fraction']:.1%}   warm-up {run['warmup_seconds']:.0f} s")

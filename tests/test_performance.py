@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import torch
 
@@ -109,7 +110,10 @@ def _load(name: str):
     import importlib.util
     spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module   # the importlib recipe: pickling its functions (spawn) needs it
     spec.loader.exec_module(module)
+    from ray import cloudpickle
+    cloudpickle.register_pickle_by_value(module)   # Ray workers cannot import benchmarks/ by name
     return module
 
 
