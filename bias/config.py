@@ -101,9 +101,10 @@ class OptimConfig(Strict):
     # all: the LM loss covers the bio text too, so biased wording can be inherited by generation
     # tasks; completion: only the label tokens (classic SFT, weaker inheritance).
     train_on: Literal["all", "completion"] = "all"
-    # Group rows of similar length into batches: less padding, same per-example losses. Off: on
-    # the throughput benchmark it cut padding 9% -> 2% but its tokens/s gain was within noise.
-    length_bucketing: bool = False
+    # Group rows of similar length into batches (sorted within windows of 8 batches, batch order
+    # still shuffled): same per-example losses, less padding. On rows of 32-128 tokens it cut
+    # padding 33% -> 6% and trained 1.41x faster; batches are a little less random.
+    length_bucketing: bool = True
     # torch.compile the training forward: 1.2x per step here, but ~90 s to compile on 2 cores,
     # so it pays after ~200 steps (a smoke cell trains 8). Falls back to eager where the
     # inductor toolchain (a C++ compiler) is missing.
