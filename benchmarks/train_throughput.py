@@ -40,7 +40,8 @@ from bias.config import ExperimentConfig  # noqa: E402
 from bias.local_ray import start_local_ray  # noqa: E402
 from bias.models import (SMOLLM2, TINY, compile_available, load_causal_lm,  # noqa: E402
                          load_tokenizer, pick_dtype)
-from training.lora_loop import collate, lora_wrap, tokenize_examples, train_epochs  # noqa: E402
+from training.lora_loop import (collate, compiled_for_training, lora_wrap,  # noqa: E402
+                                tokenize_examples, train_epochs)
 
 WARMUP_STEPS = 2
 
@@ -107,7 +108,7 @@ def plain_loop(args, model_overrides: dict | None = None, lora: dict | None = No
     tokenizer = load_tokenizer(args.model, padding_side="right")
     model = lora_wrap(load_causal_lm(args.model, dtype or pick_dtype("auto"),
                                      attention=cfg.model.attention), cfg)
-    step_model = torch.compile(model, dynamic=True) if compiled else model
+    step_model = compiled_for_training(model) if compiled else model
     warmup, timed = split_examples(args, tokenizer)
     bucketed = cfg.optim.length_bucketing if bucketed is None else bucketed
     lengths = [len(e["input_ids"]) for e in timed] if bucketed else None
