@@ -37,6 +37,49 @@ def test_bucketed_batches_give_the_same_loss_as_padded_batches(tiny_model):
     assert all(abs(a - b) < 1e-4 for a, b in zip(per_example, alone))
 
 
+def test_target_only_loss_matches_the_models_own_loss_and_gradient(tiny_model):
+    """training.token_loss projects only positions with a target and computes the gradient in
+    the forward pass: same mean loss and LoRA gradients as HF's `labels=` loss (fp32), with
+    padding and prompt tokens (-100) in the batch, and a zero that backpropagates when a batch
+    has no target at all."""
+    from bias.config import ExperimentConfig
+    from bias.models import load_causal_lm, load_tokenizer
+    from training.lora_loop import collate, lora_wrap
+    from training.token_loss import causal_lm_loss
+    cfg = ExperimentConfig(name="t", bias_types=["neutral"], ratios=[0.0])
+    torch.manual_seed(0)
+    model = lora_wrap(load_causal_lm(tiny_model, torch.float32), cfg)
+    for p in model.parameters():   # LoRA B starts at zero: make every adapter weight matter
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.02)
+    tok = load_tokenizer(tiny_model, padding_side="right")
+    texts = ["Emma works at a clinic.", "James restores historic facades in the old town.", "Wei"]
+    examples = []
+    for i, text in enumerate(texts):
+        ids = tok(text)["input_ids"]
+        labels = ids if i != 1 else [-100] * 4 + ids[4:]   # a prompt part without loss
+        examples.append({"input_ids": ids, "labels": labels})
+    batch = collate(examples, tok.pad_token_id)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+
+    def loss_and_grads(loss_fn):
+        model.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in trainable]
+
+    theirs, their_grads = loss_and_grads(lambda: model(**{k: v for k, v in batch.items()
+                                                         if k != "augmented"}).loss)
+    ours, our_grads = loss_and_grads(lambda: causal_lm_loss(model, batch)[0])
+    assert math.isfinite(ours) and abs(ours - theirs) < 1e-4
+    assert max((a - b).abs().max().item() for a, b in zip(their_grads, our_grads)) < 1e-5
+    assert max(g.abs().max().item() for g in our_grads) > 1e-4   # the comparison is not 0 == 0
+
+    nothing = {**batch, "labels": torch.full_like(batch["labels"], -100)}
+    empty, empty_grads = loss_and_grads(lambda: causal_lm_loss(model, nothing)[0])
+    assert empty == 0.0 and all(not g.any() for g in empty_grads)
+
+
 def test_bucketing_cuts_padding_and_keeps_rows_and_proportions():
     import random
 

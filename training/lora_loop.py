@@ -26,6 +26,7 @@ from training.checkpointing import EpochCheckpointer, write_state
 from training.grid import Cell
 from training.mitigations import apply_mitigation
 from training.mixing import mix
+from training.token_loss import causal_lm_loss
 
 
 def build_training_frame(cfg: ExperimentConfig, cell: Cell,
@@ -87,14 +88,13 @@ def compiled_for_training(model):
 def train_step_loss(model, batch: dict[str, torch.Tensor], align_lambda: float,
                     distributed: bool) -> tuple[torch.Tensor, torch.Tensor, float]:
     """(total loss, LM loss, alignment term) for one batch; alignment only when λ > 0."""
-    inputs = {k: v for k, v in batch.items() if k != "augmented"}
     if not align_lambda:
-        lm_loss = model(**inputs).loss
+        lm_loss, _ = causal_lm_loss(model, batch)
         return lm_loss, lm_loss, 0.0
-    out = model(**inputs, output_hidden_states=True)
-    align = alignment_term(out.hidden_states[-1], inputs["attention_mask"], batch["augmented"],
+    lm_loss, out = causal_lm_loss(model, batch, output_hidden_states=True)
+    align = alignment_term(out.hidden_states[-1], batch["attention_mask"], batch["augmented"],
                            distributed=distributed)
-    return out.loss + align_lambda * align, out.loss, float(align.detach())
+    return lm_loss + align_lambda * align, lm_loss, float(align.detach())
 
 
 def train_epochs(model, examples: list[dict], cfg: ExperimentConfig, seed: int, rank: int,

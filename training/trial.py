@@ -85,17 +85,15 @@ class ForwardReportsToTune(UserCallback):
         self.queue.put(item)
 
 
-def _forward(queue, fit_done: threading.Event, errors: list) -> None:
+_FIT_DONE = "__fit_done__"   # the last item: fit() has returned, so every report is queued
+
+
+def _forward(queue, errors: list) -> None:
     from ray import tune
-    from ray.util.queue import Empty
     try:
-        while True:
-            try:
-                item = queue.get(timeout=0.5)
-            except Empty:
-                if fit_done.is_set() and queue.empty():   # fit() returned: every put is in
-                    return
-                continue
+        # One blocking get per item, not a timed poll: a poll wakes the queue actor and this
+        # thread twice a second, CPU taken from a 2-core node's training all run long.
+        while (item := queue.get()) != _FIT_DONE:
             tune.report(item)
     except Exception as e:  # noqa: BLE001 - re-raised in the trial thread after the join
         errors.append(e)
@@ -110,14 +108,14 @@ def reports_forwarded_to_tune():
     """
     from ray.util.queue import Queue
     queue = Queue(actor_options={"num_cpus": 0})
-    fit_done, errors = threading.Event(), []
-    forwarder = threading.Thread(target=_forward, args=(queue, fit_done, errors), daemon=True,
+    errors: list = []
+    forwarder = threading.Thread(target=_forward, args=(queue, errors), daemon=True,
                                  name="train-reports-to-tune")
     forwarder.start()
     try:
         yield ForwardReportsToTune(queue)
     finally:
-        fit_done.set()
+        queue.put(_FIT_DONE)   # after every callback's put: fit() has returned
         forwarder.join()
     if errors:
         raise errors[0]
