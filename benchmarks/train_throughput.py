@@ -1,11 +1,12 @@
 """LoRA training throughput, three ways in one run, against the machine's measured ceiling.
 
-  (a) plain     a single-process PyTorch/peft loop, each batch padded to its longest row, in a
-                fresh process without Ray; timed twice, before Ray starts and beside the idle
-                Ray cluster after the first Ray runs, and averaged
+  (a) plain     a single-process PyTorch/peft loop (HF's own `labels=` loss), each batch padded
+                to its longest row, in a fresh process without Ray; timed twice, before Ray
+                starts and beside the idle Ray cluster after the first Ray runs, and averaged
   (b) ours      training/lora_loop.train_epochs in one Ray Train worker inside a Ray Tune trial,
-                the same settings as (a) (the config defaults): what Ray costs; timed twice,
-                interleaved with (a), and averaged
+                the same settings as (a) (the config defaults); timed twice, interleaved with
+                (a), and averaged. Also timed the same way in a plain process (no Ray), which
+                splits (b)/(a) into our loop's own gain (its target-only loss) and Ray's cost
   (c) best      our loop with the settings that won here (best_settings), in the same Tune setup
 All use the same model, rows, LoRA config, batch size and step count, after WARMUP_STEPS untimed
 steps (torch.compile compiles there; its time is printed apart). Tokens/s counts non-pad tokens
@@ -42,6 +43,7 @@ from bias.models import (SMOLLM2, TINY, compile_available, load_causal_lm,  # no
                          load_tokenizer, pick_dtype)
 from training.lora_loop import (collate, compiled_for_training, lora_wrap,  # noqa: E402
                                 tokenize_examples, train_epochs)
+from training.token_loss import causal_lm_loss  # noqa: E402
 
 WARMUP_STEPS = 2
 
@@ -98,7 +100,7 @@ def split_examples(args, tokenizer) -> tuple[list[dict], list[dict]]:
 
 def plain_loop(args, model_overrides: dict | None = None, lora: dict | None = None,
                dtype: torch.dtype | None = None, compiled: bool = False, bucketed: bool | None = None,
-               threads: int | None = None) -> dict:
+               threads: int | None = None, target_only_loss: bool = False) -> dict:
     """(a): what a hand-rolled script does, on the batches our sampler draws with the config's
     defaults (so (a) and (b) do the same work). The keyword arguments are the lever ablations."""
     from training.batching import source_stratified_batches
@@ -119,7 +121,10 @@ def plain_loop(args, model_overrides: dict | None = None, lora: dict | None = No
     def run(rows: list[dict]) -> tuple[int, int]:
         batch = collate(rows, tokenizer.pad_token_id)
         batch.pop("augmented", None)
-        step_model(**batch).loss.backward()
+        if target_only_loss:
+            causal_lm_loss(step_model, batch)[0].backward()
+        else:
+            step_model(**batch).loss.backward()   # HF's loss over every position's logits
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return int(batch["attention_mask"].sum()), batch["attention_mask"].numel()
@@ -137,17 +142,17 @@ def plain_loop(args, model_overrides: dict | None = None, lora: dict | None = No
             "padding_fraction": 1 - tokens / slots, "warmup_seconds": warmup_seconds}
 
 
-def plain_process(args, **levers) -> dict:
-    """plain_loop in a fresh process: no Ray in it, whatever runs beside it (like (b)'s worker)."""
+def in_fresh_process(fn, *args, **kwargs):
+    """fn(*args, **kwargs) in a fresh spawned process: no Ray in it, whatever runs beside it
+    (as beside (b)'s worker)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(plain_loop, args, **levers).result()
+        return pool.submit(fn, *args, **kwargs).result()
 
 
-def _worker(config: dict) -> None:
-    """(b)/(c) inside a Ray Train worker: our loop, timed the same way as (a)."""
-    import ray.train
+def our_loop(config: dict) -> dict:
+    """(b)/(c)'s work: training/lora_loop.train_epochs on the run's rows, timed like (a)."""
     torch.set_num_threads(config["threads"])
     args = argparse.Namespace(**config["args"])
     cfg = experiment_config(args, config["optim"])
@@ -162,10 +167,22 @@ def _worker(config: dict) -> None:
     warmup_seconds = time.perf_counter() - started
     started = time.perf_counter()
     figures = train_epochs(model, timed, cfg, **common)
-    ray.train.report({"tokens": figures["train_tokens"], "seconds": time.perf_counter() - started,
-                      "padding_fraction": figures["padding_fraction"],
-                      "warmup_seconds": warmup_seconds, "compiled": figures["train_compiled"],
-                      "worker_niceness": os.getpriority(os.PRIO_PROCESS, 0)})
+    return {"tokens": figures["train_tokens"], "seconds": time.perf_counter() - started,
+            "padding_fraction": figures["padding_fraction"],
+            "warmup_seconds": warmup_seconds, "compiled": figures["train_compiled"],
+            "worker_niceness": os.getpriority(os.PRIO_PROCESS, 0)}
+
+
+def our_loop_process(args, optim: dict) -> dict:
+    """our_loop without Ray: (b) over this is Ray's own cost."""
+    return in_fresh_process(our_loop, {"args": vars(args), "optim": optim,
+                                       "threads": torch.get_num_threads()})
+
+
+def _worker(config: dict) -> None:
+    """(b)/(c) inside a Ray Train worker."""
+    import ray.train
+    ray.train.report(our_loop(config))
 
 
 def _trial(config: dict) -> None:
@@ -216,20 +233,24 @@ def main(argv=None) -> dict:
     peak = matmul_flops(dtype, seconds=0.5 if args.quick else 2.0)
     n_params = sum(p.numel() for p in load_causal_lm(args.model, torch.float32).parameters())
     ceiling = peak / (4 * n_params)
-    plain_before = plain_process(args)
+    plain_before = in_fresh_process(plain_loop, args)
+    ours_plain_before = our_loop_process(args, {})
     if not ray.is_initialized():
         start_local_ray(num_cpus=max(2, torch.get_num_threads()), log_to_driver=False)
     with tempfile.TemporaryDirectory() as storage:
         ours = in_tune(args, {}, storage)
         best = in_tune(args, best_optim, storage)
-        plain_after = plain_process(args)   # the idle Ray cluster beside it, as (b) has
+        plain_after = in_fresh_process(plain_loop, args)   # beside the idle Ray cluster, as (b)
+        ours_plain_after = ours_plain_before if args.quick else our_loop_process(args, {})
         # (a) and (b) twice each, interleaved: run-to-run drift here is ±5%, the gap we measure
         ours_again = ours if args.quick else in_tune(args, {}, storage)
     rate = {k: v["tokens"] / v["seconds"] for k, v in (
         ("plain_before", plain_before), ("plain_after", plain_after), ("ours_first", ours),
-        ("ours_again", ours_again), ("best", best))}
+        ("ours_again", ours_again), ("best", best), ("ours_plain_before", ours_plain_before),
+        ("ours_plain_after", ours_plain_after))}
     rate["plain"] = (rate["plain_before"] + rate["plain_after"]) / 2
     rate["ours"] = (rate["ours_first"] + rate["ours_again"]) / 2
+    rate["ours_plain"] = (rate["ours_plain_before"] + rate["ours_plain_after"]) / 2
     figures = {"model": args.model, "dtype": str(dtype).removeprefix("torch."),
                "threads": torch.get_num_threads(), "params": n_params,
                "row_tokens": args.row_tokens, "steps": args.steps, "batch_size": args.batch_size,
@@ -239,6 +260,11 @@ def main(argv=None) -> dict:
                "plain_after_tokens_per_s": rate["plain_after"],
                "ours_tokens_per_s": rate["ours"], "ours_first_tokens_per_s": rate["ours_first"],
                "ours_again_tokens_per_s": rate["ours_again"],
+               "ours_plain_tokens_per_s": rate["ours_plain"],
+               "ours_plain_before_tokens_per_s": rate["ours_plain_before"],
+               "ours_plain_after_tokens_per_s": rate["ours_plain_after"],
+               "ray_cost_ratio": rate["ours"] / rate["ours_plain"],
+               "our_loop_over_plain": rate["ours_plain"] / rate["plain"],
                "best_tokens_per_s": rate["best"], "ours_over_plain": rate["ours"] / rate["plain"],
                "best_over_plain": rate["best"] / rate["plain"],
                "plain_fraction_of_ceiling": rate["plain"] / ceiling,
@@ -258,6 +284,10 @@ def main(argv=None) -> dict:
     print(f"(b) ours, Ray Train+Tune {rate['ours']:8.0f} tokens/s   (b)/(a) = {figures['ours_over_plain']:.3f}"
           f"   (first {rate['ours_first']:.0f}, again {rate['ours_again']:.0f})"
           f"   padding {ours['padding_fraction']:.1%}   worker niceness {ours['worker_niceness']}")
+    print(f"    of which: our loop without Ray {rate['ours_plain']:.0f} tokens/s"
+          f" (before Ray {rate['ours_plain_before']:.0f}, after {rate['ours_plain_after']:.0f})"
+          f" = {figures['our_loop_over_plain']:.3f} x (a);  Ray's own cost (b)/that ="
+          f" {figures['ray_cost_ratio']:.3f}")
     print(f"(c) best {best_optim}")
     print(f"    in Ray Train+Tune    {rate['best']:8.0f} tokens/s   {figures['best_fraction_of_ceiling']:.1%} of ceiling"
           f"   (c)/(a) = {figures['best_over_plain']:.2f}   padding {best['padding_fraction']:.1%}"
@@ -275,6 +305,7 @@ def lever_ablation(args, plain_rate: float, dtype: torch.dtype) -> dict:
         "one_thread": {"threads": 1},          # what Ray's OMP_NUM_THREADS gives a 1.9-CPU worker
         "no_length_bucketing": {"bucketed": False},
         "compile": {"compiled": True},
+        "target_only_loss": {"target_only_loss": True},   # training/token_loss.py
     }
     if dtype == torch.bfloat16:
         variants["fp32"] = {"dtype": torch.float32}
@@ -283,7 +314,7 @@ def lever_ablation(args, plain_rate: float, dtype: torch.dtype) -> dict:
     out = {}
     for name, kwargs in variants.items():
         try:
-            run = plain_process(args, **kwargs)
+            run = in_fresh_process(plain_loop, args, **kwargs)
         except Exception as e:  # noqa: BLE001 - a lever that cannot run here is a finding, not a crash
             out[f"lever_{name}_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
             print(f"lever {name:18s} failed here: {out[f'lever_{name}_error']}")
