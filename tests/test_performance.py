@@ -70,9 +70,10 @@ def test_target_only_loss_matches_the_models_own_loss_and_gradient(tiny_model):
 
     theirs, their_grads = loss_and_grads(lambda: model(**{k: v for k, v in batch.items()
                                                          if k != "augmented"}).loss)
-    ours, our_grads = loss_and_grads(lambda: causal_lm_loss(model, batch)[0])
-    assert math.isfinite(ours) and abs(ours - theirs) < 1e-4
-    assert max((a - b).abs().max().item() for a, b in zip(their_grads, our_grads)) < 1e-5
+    for select_in_model in (True, False):   # False: the torch.compile path
+        ours, our_grads = loss_and_grads(lambda: causal_lm_loss(model, batch, select_in_model)[0])
+        assert math.isfinite(ours) and abs(ours - theirs) < 1e-4
+        assert max((a - b).abs().max().item() for a, b in zip(their_grads, our_grads)) < 1e-5
     assert max(g.abs().max().item() for g in our_grads) > 1e-4   # the comparison is not 0 == 0
 
     nothing = {**batch, "labels": torch.full_like(batch["labels"], -100)}
