@@ -242,7 +242,7 @@ def main(argv=None) -> dict:
         best = in_tune(args, best_optim, storage)
         plain_after = in_fresh_process(plain_loop, args)   # beside the idle Ray cluster, as (b)
         ours_plain_after = ours_plain_before if args.quick else our_loop_process(args, {})
-        # (a) and (b) twice each, interleaved: run-to-run drift here is ±5%, the gap we measure
+        # (a) and (b) twice each, interleaved: run-to-run drift here is ±5-15%, more than the gap
         ours_again = ours if args.quick else in_tune(args, {}, storage)
     rate = {k: v["tokens"] / v["seconds"] for k, v in (
         ("plain_before", plain_before), ("plain_after", plain_after), ("ours_first", ours),
