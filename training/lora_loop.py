@@ -86,7 +86,8 @@ def compiled_for_training(model):
 
 
 def train_step_loss(model, batch: dict[str, torch.Tensor], align_lambda: float,
-                    distributed: bool, compiled: bool = False) -> tuple[torch.Tensor, torch.Tensor, float]:
+                    distributed: bool,
+                    compiled: bool = False) -> tuple[torch.Tensor, torch.Tensor, float]:
     """(total loss, LM loss, alignment term) for one batch; alignment only when λ > 0."""
     # A compiled model gets no data-dependent mask: dynamo would break peft's forward there and
     # run it eager in pieces (a 3-4x longer warm-up); it projects every position instead.

@@ -8,11 +8,12 @@ Why not the model's own `labels=` loss: HF projects every position onto the voca
 each row's last token included), upcasts all logits to fp32 and keeps that copy for backward;
 the backward then fills a zero tensor of the same size. At batch 8 x 128 with SmolLM2's 49,152-
 token vocabulary that is 200 MB of fp32 written and read several times per step, memory-bound
-work that took ~13% of a CPU step (243 of ~1,700 ms). Here the model projects only the positions whose next
-token is a target (`logits_to_keep` as a boolean mask, transformers >= 5), and the loss works
-through the logits in fp32 chunks that stay in cache, writing the logits' gradient in the
-forward pass, so nothing else of vocabulary size is kept or re-read. Same value and gradient as
-the HF loss (mean over target tokens; tests/test_performance.py checks both in fp32).
+work that took ~13% of a CPU step (243 of ~1,700 ms). Here the model projects only the
+positions whose next token is a target (`logits_to_keep` as a boolean mask, transformers >= 5),
+and the loss works through the logits in fp32 chunks that stay in cache, writing the logits'
+gradient in the forward pass, so nothing else of vocabulary size is kept or re-read. Same value
+and gradient as the HF loss (mean over target tokens; tests/test_performance.py checks both in
+fp32).
 """
 from __future__ import annotations
 
