@@ -16,8 +16,16 @@ import pytest
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from bias.paths import data_dir  # noqa: E402 - needs nothing of the fixtures below
+
+# Tests that read the benchmark data skip, with the reason, where no data folder is found.
+needs_data = pytest.mark.skipif(
+    data_dir() is None, reason="benchmark data dir not found: set BIAS_INHERIT_DATA_DIR or put "
+                               "shared/data beside the checkout (see shared/data/MANIFEST.md)")
 
 
 @pytest.fixture(scope="session")

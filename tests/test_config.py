@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bias.config import ConfigError, load_config
-from tests.conftest import REPO, write_config
+from tests.conftest import REPO, needs_data, write_config
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
@@ -67,6 +67,7 @@ def test_bad_configs_are_rejected_with_the_offending_key(tmp_path, overrides, fr
     assert "Traceback" not in str(err.value)
 
 
+@needs_data
 def test_task_limits_override_the_shared_limit_per_task(tmp_path):
     from evaluation.tasks import TASKS
     cfg = load_config(write_config(tmp_path / "c.yaml"), [

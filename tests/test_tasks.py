@@ -16,16 +16,13 @@ import torch
 from bias.config import ExperimentConfig
 from bias.lexicon import LEXICON
 from bias.models import load_causal_lm, load_tokenizer
-from bias.paths import MissingDataError, data_dir
+from bias.paths import MissingDataError
 from evaluation.metrics import macro_f1
 from evaluation.runner import evaluate_suite, load_suite
 from evaluation.scoring import label_loglikelihoods
 from evaluation.tasks import (TASKS, bbq, crows_pairs, hate_speech, recruitment, stereoset,
                               story_generation, toxigen, winobias)
-
-needs_data = pytest.mark.skipif(
-    data_dir() is None, reason="benchmark data dir not found: set BIAS_INHERIT_DATA_DIR or put "
-                               "shared/data beside the checkout (see shared/data/MANIFEST.md)")
+from tests.conftest import needs_data
 
 
 def make_cfg(limit: int | None = None, **evaluation) -> ExperimentConfig:
