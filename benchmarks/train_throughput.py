@@ -29,6 +29,7 @@ import os
 import random
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -41,7 +42,7 @@ from bias.config import ExperimentConfig  # noqa: E402
 from bias.local_ray import start_local_ray  # noqa: E402
 from bias.models import (SMOLLM2, TINY, compile_available, load_causal_lm,  # noqa: E402
                          load_tokenizer, pick_dtype)
-from training.lora_loop import (collate, compiled_for_training, lora_wrap,  # noqa: E402
+from training.lora_loop import (collate, decoder_compiled, lora_wrap,  # noqa: E402
                                 tokenize_examples, train_epochs)
 from training.token_loss import causal_lm_loss  # noqa: E402
 
@@ -110,7 +111,6 @@ def plain_loop(args, model_overrides: dict | None = None, lora: dict | None = No
     tokenizer = load_tokenizer(args.model, padding_side="right")
     model = lora_wrap(load_causal_lm(args.model, dtype or pick_dtype("auto"),
                                      attention=cfg.model.attention), cfg)
-    step_model = compiled_for_training(model) if compiled else model
     warmup, timed = split_examples(args, tokenizer)
     bucketed = cfg.optim.length_bucketing if bucketed is None else bucketed
     lengths = [len(e["input_ids"]) for e in timed] if bucketed else None
@@ -122,24 +122,26 @@ def plain_loop(args, model_overrides: dict | None = None, lora: dict | None = No
         batch = collate(rows, tokenizer.pad_token_id)
         batch.pop("augmented", None)
         if target_only_loss:
-            causal_lm_loss(step_model, batch)[0].backward()
+            causal_lm_loss(model, batch)[0].backward()
         else:
-            step_model(**batch).loss.backward()   # HF's loss over every position's logits
+            model(**batch).loss.backward()   # HF's loss over every position's logits
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return int(batch["attention_mask"].sum()), batch["attention_mask"].numel()
 
-    started = time.perf_counter()
-    for step in range(WARMUP_STEPS):
-        run(warmup[step * args.batch_size:(step + 1) * args.batch_size])
-    warmup_seconds = time.perf_counter() - started
-    tokens = slots = 0
-    started = time.perf_counter()
-    for rows in batches:
-        n_tokens, n_slots = run([timed[i] for i in rows])
-        tokens, slots = tokens + n_tokens, slots + n_slots
-    return {"tokens": tokens, "seconds": time.perf_counter() - started,
-            "padding_fraction": 1 - tokens / slots, "warmup_seconds": warmup_seconds}
+    with decoder_compiled(model) if compiled else nullcontext():
+        started = time.perf_counter()
+        for step in range(WARMUP_STEPS):
+            run(warmup[step * args.batch_size:(step + 1) * args.batch_size])
+        warmup_seconds = time.perf_counter() - started
+        tokens = slots = 0
+        started = time.perf_counter()
+        for rows in batches:
+            n_tokens, n_slots = run([timed[i] for i in rows])
+            tokens, slots = tokens + n_tokens, slots + n_slots
+        seconds = time.perf_counter() - started
+    return {"tokens": tokens, "seconds": seconds, "padding_fraction": 1 - tokens / slots,
+            "warmup_seconds": warmup_seconds}
 
 
 def in_fresh_process(fn, *args, **kwargs):

@@ -65,20 +65,11 @@ def next_token_targets(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return keep, following[following != -100]
 
 
-def causal_lm_loss(model, batch: dict[str, torch.Tensor], select_in_model: bool = True,
-                   **model_kwargs):
-    """(mean next-token loss over the labelled tokens, the model's outputs) for one batch.
-
-    select_in_model=False projects every position and picks the labelled rows after: for a
-    torch.compile'd model, where the mask's data-dependent row count would break the graph."""
+def causal_lm_loss(model, batch: dict[str, torch.Tensor], **model_kwargs):
+    """(mean next-token loss over the labelled tokens, the model's outputs) for one batch."""
     keep, targets = next_token_targets(batch["labels"])
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "augmented")}
-    if select_in_model:
-        outputs = model(**inputs, logits_to_keep=keep, **model_kwargs)
-        logits = outputs.logits
-    else:
-        outputs = model(**inputs, **model_kwargs)
-        logits = outputs.logits[keep]
+    outputs = model(**inputs, logits_to_keep=keep, **model_kwargs)
     if targets.numel() == 0:   # nothing to learn from: a zero that still backpropagates
-        return logits.sum() * 0.0, outputs
-    return _CrossEntropyGradInForward.apply(logits, targets), outputs
+        return outputs.logits.sum() * 0.0, outputs
+    return _CrossEntropyGradInForward.apply(outputs.logits, targets), outputs
