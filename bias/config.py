@@ -105,9 +105,9 @@ class OptimConfig(Strict):
     # still shuffled): same per-example losses, less padding. On rows of 32-128 tokens it cut
     # padding 33% -> 6% and trained 1.41x faster; batches are a little less random.
     length_bucketing: bool = True
-    # torch.compile the training forward: 1.1-1.2x per step here, but 100-450 s to compile on
-    # 2 cores, so it pays only after several hundred steps (a smoke cell trains 8). Falls back
-    # to eager where the inductor toolchain (a C++ compiler) is missing.
+    # torch.compile the decoder stack while training: 1.1-1.2x per step here, but 100-450 s to
+    # compile on 2 cores, so it pays only after ~500-2,400 steps (a smoke cell trains 8). Falls
+    # back to eager where the inductor toolchain (a C++ compiler) is missing.
     compile: bool = False
 
 
