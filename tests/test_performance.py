@@ -153,6 +153,31 @@ def test_compiled_training_matches_eager_or_falls_back(tiny_model):
     assert abs(eager[0] - compiled[0]) < 1e-4
 
 
+def test_bf16_training_autocasts_and_keeps_fp32_adapters_learning(tiny_model):
+    """A bf16 base model trains eager under bf16 autocast (the LoRA matmuls run in bf16), while
+    the adapter weights stay fp32 and take AdamW's small updates; an fp32 model trains without
+    it."""
+    from bias.config import ExperimentConfig
+    from bias.models import load_causal_lm, load_tokenizer
+    from training.lora_loop import lora_wrap, train_epochs
+    tok = load_tokenizer(tiny_model, padding_side="right")
+    examples = [{"input_ids": tok(t)["input_ids"], "labels": tok(t)["input_ids"],
+                 "augmented": False} for t in ["Ana is a nurse.", "Bo is a pilot in town."] * 2]
+    cfg = ExperimentConfig(name="t", bias_types=["neutral"], ratios=[0.0],
+                           optim={"batch_size": 2, "lr": 1e-4})
+    for dtype in (torch.bfloat16, torch.float32):
+        torch.manual_seed(0)
+        model = lora_wrap(load_causal_lm(tiny_model, dtype), cfg)
+        adapters = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        figures = train_epochs(model, examples, cfg, seed=0, rank=0, world=1,
+                               pad_id=tok.pad_token_id, device=torch.device("cpu"))
+        assert figures["train_autocast_bf16"] == float(dtype == torch.bfloat16)
+        trained = dict(model.named_parameters())
+        assert all(trained[n].dtype == torch.float32 for n in adapters)
+        # lr 1e-4 on weights of ~0.01-0.1: a change below bf16's resolution, kept in fp32
+        assert any(not torch.equal(trained[n], before) for n, before in adapters.items())
+
+
 def _load(name: str):
     import importlib.util
     spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
