@@ -1,12 +1,13 @@
 """LoRA training throughput, three ways in one run, against the machine's measured ceiling.
 
-  (a) plain     a single-process PyTorch/peft loop (HF's own `labels=` loss), each batch padded
-                to its longest row, in a fresh process without Ray; timed twice, before Ray
+  (a) plain     a single-process PyTorch/peft loop (HF's own `labels=` loss, glibc malloc), each
+                batch padded to its longest row, in a fresh process without Ray; timed twice, before Ray
                 starts and beside the idle Ray cluster after the first Ray runs, and averaged
   (b) ours      training/lora_loop.train_epochs in one Ray Train worker inside a Ray Tune trial,
-                the same settings as (a) (the config defaults); timed twice, interleaved with
-                (a), and averaged. Also timed the same way in a plain process (no Ray), which
-                splits (b)/(a) into our loop's own gain (its target-only loss) and Ray's cost
+                the same settings as (a) (the config defaults, so jemalloc in the worker:
+                training/worker_env.py); timed twice, interleaved with (a), and averaged. Also
+                timed the same way in a plain process (no Ray, same allocator), which splits
+                (b)/(a) into our loop's own gain (target-only loss, jemalloc) and Ray's cost
   (c) best      our loop with the settings that won here (best_settings), in the same Tune setup
 All use the same model, rows, LoRA config, batch size and step count, after WARMUP_STEPS untimed
 steps (torch.compile compiles there; its time is printed apart). Tokens/s counts non-pad tokens
@@ -38,13 +39,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # spawned (a) processes import this file
 
 from bias.bios import write_bios  # noqa: E402
-from bias.config import ExperimentConfig  # noqa: E402
+from bias.config import ExperimentConfig, ResourcesConfig  # noqa: E402
 from bias.local_ray import start_local_ray  # noqa: E402
 from bias.models import (SMOLLM2, TINY, compile_available, load_causal_lm,  # noqa: E402
                          load_tokenizer, pick_dtype)
 from training.lora_loop import (collate, decoder_compiled, lora_wrap,  # noqa: E402
                                 tokenize_examples, train_epochs)
 from training.token_loss import causal_lm_loss  # noqa: E402
+from training.worker_env import (active_allocator, allocator_env_vars,  # noqa: E402
+                                 train_worker_runtime_env)
 
 WARMUP_STEPS = 2
 
@@ -141,16 +144,25 @@ def plain_loop(args, model_overrides: dict | None = None, lora: dict | None = No
             tokens, slots = tokens + n_tokens, slots + n_slots
         seconds = time.perf_counter() - started
     return {"tokens": tokens, "seconds": seconds, "padding_fraction": 1 - tokens / slots,
-            "warmup_seconds": warmup_seconds}
+            "warmup_seconds": warmup_seconds, "allocator": active_allocator()}
 
 
-def in_fresh_process(fn, *args, **kwargs):
+def in_fresh_process(fn, *args, env: dict[str, str] | None = None, **kwargs):
     """fn(*args, **kwargs) in a fresh spawned process: no Ray in it, whatever runs beside it
-    (as beside (b)'s worker)."""
+    (as beside (b)'s worker). `env` is added to its environment from its start (LD_PRELOAD)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(fn, *args, **kwargs).result()
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    try:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return pool.submit(fn, *args, **kwargs).result()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def our_loop(config: dict) -> dict:
@@ -172,13 +184,14 @@ def our_loop(config: dict) -> dict:
     return {"tokens": figures["train_tokens"], "seconds": time.perf_counter() - started,
             "padding_fraction": figures["padding_fraction"],
             "warmup_seconds": warmup_seconds, "compiled": figures["train_compiled"],
-            "worker_niceness": os.getpriority(os.PRIO_PROCESS, 0)}
+            "worker_niceness": os.getpriority(os.PRIO_PROCESS, 0), "allocator": active_allocator()}
 
 
 def our_loop_process(args, optim: dict) -> dict:
-    """our_loop without Ray: (b) over this is Ray's own cost."""
+    """our_loop without Ray, with the Train workers' allocator: (b) over this is Ray's own cost."""
     return in_fresh_process(our_loop, {"args": vars(args), "optim": optim,
-                                       "threads": torch.get_num_threads()})
+                                       "threads": torch.get_num_threads()},
+                            env=allocator_env_vars(ResourcesConfig().worker_allocator))
 
 
 def _worker(config: dict) -> None:
@@ -195,8 +208,9 @@ def _trial(config: dict) -> None:
         TorchTrainer(_worker, train_loop_config=config,
                      scaling_config=ray.train.ScalingConfig(
                          num_workers=1, resources_per_worker={"CPU": config["threads"] - 0.1}),
-                     run_config=ray.train.RunConfig(storage_path=config["storage"],
-                                                    callbacks=[forward])).fit()
+                     run_config=ray.train.RunConfig(
+                         storage_path=config["storage"], callbacks=[forward],
+                         worker_runtime_env=train_worker_runtime_env(config["allocator"]))).fit()
 
 
 def in_tune(args, optim: dict, storage: str) -> dict:
@@ -204,14 +218,15 @@ def in_tune(args, optim: dict, storage: str) -> dict:
     threads = torch.get_num_threads()
     tuner = tune.Tuner(tune.with_resources(_trial, {"cpu": 0.1}),
                        param_space={"args": vars(args), "optim": optim, "threads": threads,
-                                    "storage": storage},
+                                    "storage": storage,
+                                    "allocator": ResourcesConfig().worker_allocator},
                        run_config=tune.RunConfig(storage_path=storage, verbose=0))
     result = tuner.fit()[0]
     if result.error:
         raise RuntimeError(result.error)
     return {k: result.metrics[k]
             for k in ("tokens", "seconds", "padding_fraction", "warmup_seconds", "compiled",
-                      "worker_niceness")}
+                      "worker_niceness", "allocator")}
 
 
 def main(argv=None) -> dict:
@@ -275,17 +290,19 @@ def main(argv=None) -> dict:
                "padding_fraction_ours": ours["padding_fraction"],
                "padding_fraction_best": best["padding_fraction"],
                "best_compiled": best["compiled"], "best_warmup_seconds": best["warmup_seconds"],
-               "worker_niceness": ours["worker_niceness"]}
+               "worker_niceness": ours["worker_niceness"], "allocator_plain": plain_before["allocator"],
+               "allocator_ours": ours["allocator"], "allocator_ours_plain": ours_plain_before["allocator"]}
     rows = "smoke bios" if not args.row_tokens else f"rows of {args.row_tokens // 4}-{args.row_tokens} tokens"
     print(f"model {args.model} ({n_params / 1e6:.1f}M params, {figures['dtype']}, "
           f"{figures['threads']} threads), {args.steps} steps x batch {args.batch_size}, {rows}")
     print(f"measured matmul {peak / 1e9:.0f} GFLOP/s -> ceiling {ceiling:.0f} tokens/s (4·N per token)")
     print(f"(a) plain loop           {rate['plain']:8.0f} tokens/s   {rate['plain'] / ceiling:.1%} of ceiling"
           f"   (before Ray {rate['plain_before']:.0f}, after {rate['plain_after']:.0f})"
-          f"   padding {plain_before['padding_fraction']:.1%}")
+          f"   padding {plain_before['padding_fraction']:.1%}   malloc {plain_before['allocator']}")
     print(f"(b) ours, Ray Train+Tune {rate['ours']:8.0f} tokens/s   (b)/(a) = {figures['ours_over_plain']:.3f}"
           f"   (first {rate['ours_first']:.0f}, again {rate['ours_again']:.0f})"
-          f"   padding {ours['padding_fraction']:.1%}   worker niceness {ours['worker_niceness']}")
+          f"   padding {ours['padding_fraction']:.1%}   worker niceness {ours['worker_niceness']}"
+          f"   malloc {ours['allocator']}")
     print(f"    of which: our loop without Ray {rate['ours_plain']:.0f} tokens/s"
           f" (before Ray {rate['ours_plain_before']:.0f}, after {rate['ours_plain_after']:.0f})"
           f" = {figures['our_loop_over_plain']:.3f} x (a);  Ray's own cost (b)/that ="
@@ -308,6 +325,7 @@ def lever_ablation(args, plain_rate: float, dtype: torch.dtype) -> dict:
         "no_length_bucketing": {"bucketed": False},
         "compile": {"compiled": True},
         "target_only_loss": {"target_only_loss": True},   # training/token_loss.py
+        "jemalloc": {"env": allocator_env_vars("jemalloc")},   # training/worker_env.py
     }
     if dtype == torch.bfloat16:
         variants["fp32"] = {"dtype": torch.float32}
@@ -323,7 +341,8 @@ def lever_ablation(args, plain_rate: float, dtype: torch.dtype) -> dict:
             continue
         out[f"lever_{name}_tokens_per_s"] = rate = run["tokens"] / run["seconds"]
         print(f"lever {name:18s} {rate:8.0f} tokens/s   x{rate / plain_rate:.2f} vs (a)"
-              f"   padding {run['padding_fraction']:.1%}   warm-up {run['warmup_seconds']:.0f} s")
+              f"   padding {run['padding_fraction']:.1%}   warm-up {run['warmup_seconds']:.0f} s"
+              f"   malloc {run['allocator']}")
     return out
 
 

@@ -28,6 +28,7 @@ from training.grid import Cell
 from training.mitigations import apply_mitigation
 from training.mixing import mix
 from training.token_loss import causal_lm_loss
+from training.worker_env import active_allocator
 
 
 def build_training_frame(cfg: ExperimentConfig, cell: Cell,
@@ -189,7 +190,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
     tokenizer = load_tokenizer(cfg.model.name, padding_side="right")
     model = load_causal_lm(cfg.model.name, dtype, device, cfg.model.attention)
     metrics: dict[str, float] = {"dtype_bf16": float(dtype == torch.bfloat16),
-                                 "world_size": float(world)}
+                                 "world_size": float(world),
+                                 "worker_jemalloc": float(active_allocator() == "jemalloc")}
     if cell.trains:
         uri = loop_config.get("augmented_uri")
         augmented = read_generated(uri) if uri else None

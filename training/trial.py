@@ -27,6 +27,7 @@ from ray.train import UserCallback
 from bias.config import ExperimentConfig
 from training.grid import Cell, worker_threads
 from training.lora_loop import train_loop_per_worker
+from training.worker_env import train_worker_runtime_env
 
 
 def run_cell_trial(tune_config: dict, experiment: dict, augmented_uris: dict[str, str],
@@ -61,7 +62,8 @@ def run_cell_trial(tune_config: dict, experiment: dict, augmented_uris: dict[str
                 failure_config=ray.train.FailureConfig(max_failures=res.max_failures),
                 # Resuming needs only the latest checkpoint; the final one is the adapter.
                 checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
-                callbacks=[forward]),
+                callbacks=[forward],
+                worker_runtime_env=train_worker_runtime_env(res.worker_allocator)),
         )
         result = trainer.fit()
     final = {"trial_seconds": time.perf_counter() - started,
