@@ -14,6 +14,7 @@ import pytest
 
 from bias.config import load_config
 from tests.conftest import REPO, write_config
+from training.worker_env import bundled_jemalloc
 
 pytestmark = pytest.mark.timeout(1800)   # a hang guard: the module grid runs in the first test
 
@@ -64,6 +65,8 @@ def test_mlflow_holds_one_parent_and_one_child_per_collapsed_cell(finished_grid,
                     "occupation_classification/accuracy_male", "salary_recommendation/parse_rate"):
             assert key in m, (child.data.tags["bias_inherit.cell_id"], key)
         assert 0.0 <= m["occupation_classification/accuracy"] <= 1.0
+        # The config default preloads Ray's bundled jemalloc into every Train worker.
+        assert m["worker_jemalloc"] == float(bundled_jemalloc() is not None)
         if child.data.params["kind"] == "train":
             assert m["train_tokens"] > 0 and "train_loss" in m
             expected_aug = round(float(child.data.params["ratio"]) * cfg.data.dataset_size)

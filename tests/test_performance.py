@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import sys
 
+import pytest
 import torch
 
 from tests.conftest import REPO
@@ -189,6 +190,32 @@ def _load(name: str):
     return module
 
 
+def test_jemalloc_reaches_a_new_process_and_system_opts_out():
+    """allocator_env_vars("jemalloc") makes a freshly started Python load Ray's jemalloc (as Ray
+    starts a Train worker with `worker_runtime_env`); "system" changes nothing."""
+    import os
+    import subprocess
+
+    from training.worker_env import allocator_env_vars, bundled_jemalloc, train_worker_runtime_env
+
+    assert allocator_env_vars("system") == {} and train_worker_runtime_env("system") == {}
+    if bundled_jemalloc() is None:
+        pytest.skip("this Ray install ships no libjemalloc.so")
+    env_vars = allocator_env_vars("jemalloc")
+    assert env_vars["LD_PRELOAD"].split()[0] == str(bundled_jemalloc())
+    assert train_worker_runtime_env("jemalloc") == {"env_vars": env_vars}
+    probe = [sys.executable, "-c",
+             "from training.worker_env import active_allocator; print(active_allocator())"]
+    base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF")}
+
+    def allocator_of(env: dict) -> str:
+        return subprocess.run(probe, env=env, cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    assert allocator_of(base) == "system"
+    assert allocator_of({**base, **env_vars}) == "jemalloc"
+
+
 def test_eval_throughput_quick_reports_every_figure(tiny_model):
     figures = _load("eval_throughput").main(["--quick"])
     for key in ("likelihood_naive_tokens_per_s", "likelihood_batched_tokens_per_s",
@@ -199,6 +226,7 @@ def test_eval_throughput_quick_reports_every_figure(tiny_model):
 
 
 def test_train_throughput_quick_reports_every_figure(tiny_model, ray_local):
+    from training.worker_env import bundled_jemalloc
     figures = _load("train_throughput").main(["--quick"])
     for key in ("matmul_gflops", "ceiling_tokens_per_s", "plain_tokens_per_s",
                 "ours_tokens_per_s", "best_tokens_per_s", "ours_over_plain",
@@ -207,6 +235,9 @@ def test_train_throughput_quick_reports_every_figure(tiny_model, ray_local):
         assert key in figures and math.isfinite(figures[key]), key
     assert figures["plain_tokens_per_s"] > 0 and figures["best_tokens_per_s"] > 0
     assert figures["ours_plain_tokens_per_s"] > 0
+    assert figures["allocator_plain"] == "system"   # (a) is a hand-rolled script: glibc
+    expected = "jemalloc" if bundled_jemalloc() is not None else "system"
+    assert figures["allocator_ours"] == figures["allocator_ours_plain"] == expected
 
 
 def test_frozen_lm_head_gets_a_contiguous_input_when_scoring(tiny_model):
