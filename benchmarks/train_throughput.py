@@ -13,8 +13,8 @@ All use the same model, rows, LoRA config, batch size and step count, after WARM
 steps (torch.compile compiles there; its time is printed apart). Tokens/s counts non-pad tokens
 over the loop's wall time, batching included. The ceiling is the measured dense matmul rate of
 the run's dtype (the best of three readings: start, middle, end of the run) divided by 4·N FLOP
-per token (LoRA: forward 2N + activation gradients 2N; frozen
-weights need no weight gradients), N = the model's parameters.
+per token (LoRA: forward 2N + activation gradients 2N; frozen weights need no weight gradients),
+N = the model's parameters.
 
 Rows: by default bios are joined into rows of 32-128 tokens (uniform), the length spread of a
 γ-mix of short original and longer generated bios at max_length 128; `--row-tokens 0` trains on
