@@ -51,6 +51,7 @@ from training.worker_env import (active_allocator, allocator_env_vars,  # noqa: 
                                  train_worker_runtime_env)
 
 WARMUP_STEPS = 2
+WORKER_ALLOCATOR = ResourcesConfig().worker_allocator   # the config default, as (b)'s workers get
 
 
 def best_settings() -> dict:
@@ -192,7 +193,7 @@ def our_loop_process(args, optim: dict) -> dict:
     """our_loop without Ray, with the Train workers' allocator: (b) over this is Ray's own cost."""
     return in_fresh_process(our_loop, {"args": vars(args), "optim": optim,
                                        "threads": torch.get_num_threads()},
-                            env=allocator_env_vars(ResourcesConfig().worker_allocator))
+                            env=allocator_env_vars(WORKER_ALLOCATOR))
 
 
 def _worker(config: dict) -> None:
@@ -220,7 +221,7 @@ def in_tune(args, optim: dict, storage: str) -> dict:
     tuner = tune.Tuner(tune.with_resources(_trial, {"cpu": 0.1}),
                        param_space={"args": vars(args), "optim": optim, "threads": threads,
                                     "storage": storage,
-                                    "allocator": ResourcesConfig().worker_allocator},
+                                    "allocator": WORKER_ALLOCATOR},
                        run_config=tune.RunConfig(storage_path=storage, verbose=0))
     result = tuner.fit()[0]
     if result.error:

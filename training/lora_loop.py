@@ -130,7 +130,8 @@ def train_epochs(model, examples: list[dict], cfg: ExperimentConfig, seed: int, 
     slots = 0   # batch rows x padded width: tokens / slots = 1 - padding fraction
     step_seconds = 0.0
     first_step_seconds = None   # includes torch.compile's compilation when it is on
-    base_dtype = next(p.dtype for p in model.parameters() if not p.requires_grad)
+    # The frozen base weights' dtype (a model with no frozen weights trains as it is: no autocast).
+    base_dtype = next((p.dtype for p in model.parameters() if not p.requires_grad), None)
     model.train()
     with decoder_compiled(model) if cfg.optim.compile else nullcontext(False) as compiled:
         # peft keeps the adapters in fp32 (AdamW's ~1e-4 updates would vanish in bf16) and
