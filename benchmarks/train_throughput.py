@@ -43,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))   # spawned (a) process
 from bias.bios import write_bios  # noqa: E402
 from bias.config import ExperimentConfig, ResourcesConfig  # noqa: E402
 from bias.local_ray import start_local_ray  # noqa: E402
-from bias.models import (SMOLLM2, TINY, compile_available, load_causal_lm,  # noqa: E402
-                         load_tokenizer, pick_dtype)
+from bias.models import (ARCHITECTURES, RANDOM_PREFIX, SMOLLM2, TINY,  # noqa: E402
+                         compile_available, load_causal_lm, load_tokenizer, pick_dtype)
 from training.lora_loop import (collate, decoder_compiled, lora_wrap,  # noqa: E402
                                 tokenize_examples, train_epochs)
 from training.token_loss import causal_lm_loss  # noqa: E402
@@ -63,17 +63,27 @@ def best_settings() -> dict:
     return {"compile": compile_available()}
 
 
-def matmul_flops(dtype: torch.dtype, size: int = 1024, seconds: float = 2.0) -> float:
-    """Measured dense matmul FLOP/s for `dtype` on this process's threads."""
-    a = torch.randn(size, size).to(dtype)
-    b = torch.randn(size, size).to(dtype)
+def matmul_flops(dtype: torch.dtype, size: int = 1024, seconds: float = 2.0,
+                 device: str = "cpu") -> float:
+    """Measured dense matmul FLOP/s for `dtype` on this process's threads (or on the GPU)."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
     for _ in range(3):
         a @ b
+    synchronize(device)
     n, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
         a @ b
         n += 1
+        if n % 16 == 0:
+            synchronize(device)   # a GPU queues products far ahead of the clock
+    synchronize(device)
     return 2 * size ** 3 * n / (time.perf_counter() - started)
+
+
+def synchronize(device: str) -> None:
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def experiment_config(args, optim: dict | None = None, **sections) -> ExperimentConfig:
@@ -84,27 +94,35 @@ def experiment_config(args, optim: dict | None = None, **sections) -> Experiment
                                    "max_length": 128, **(optim or {})})
 
 
-def make_examples(args, tokenizer, n_rows: int) -> list[dict]:
-    """`n_rows` training rows: the smoke bios, or bios joined into rows of a spread of lengths."""
-    import pandas as pd
-    bios = pd.DataFrame(write_bios(max(n_rows, 64), seed=0)).assign(source="original")
-    examples = tokenize_examples(bios, tokenizer, 128, "all")
-    if not args.row_tokens:
-        return examples[:n_rows]
+def make_examples(args, n_rows: int) -> tuple[list[dict], int]:
+    """(`n_rows` training rows, pad id): the smoke bios, or bios joined into rows of a spread of
+    lengths; a random-weight model (random:...) has no tokenizer and gets random token ids."""
     rng = random.Random(0)
+    if args.model.startswith(RANDOM_PREFIX):
+        vocab = ARCHITECTURES[args.model.removeprefix(RANDOM_PREFIX)]["vocab_size"]
+        pieces, pad_id = [[rng.randrange(1, vocab) for _ in range(64)]], 0
+    else:
+        import pandas as pd
+        tokenizer = load_tokenizer(args.model, padding_side="right")
+        bios = pd.DataFrame(write_bios(max(n_rows, 64), seed=0)).assign(source="original")
+        examples = tokenize_examples(bios, tokenizer, 128, "all")
+        if not args.row_tokens:
+            return examples[:n_rows], tokenizer.pad_token_id
+        pieces, pad_id = [e["input_ids"] for e in examples], tokenizer.pad_token_id
     rows = []
     for _ in range(n_rows):
         target, ids = rng.randint(args.row_tokens // 4, args.row_tokens), []
         while len(ids) < target:
-            ids += rng.choice(examples)["input_ids"]
+            ids += rng.choice(pieces)
         rows.append({"input_ids": ids[:target], "labels": ids[:target], "augmented": False})
-    return rows
+    return rows, pad_id
 
 
-def split_examples(args, tokenizer) -> tuple[list[dict], list[dict]]:
-    """(warm-up rows, timed rows): the same for every variant of a run."""
-    examples = make_examples(args, tokenizer, args.batch_size * (args.steps + WARMUP_STEPS))
-    return examples[:args.batch_size * WARMUP_STEPS], examples[args.batch_size * WARMUP_STEPS:]
+def split_examples(args) -> tuple[list[dict], list[dict], int]:
+    """(warm-up rows, timed rows, pad id): the same for every variant of a run."""
+    examples, pad_id = make_examples(args, args.batch_size * (args.steps + WARMUP_STEPS))
+    warmup = args.batch_size * WARMUP_STEPS
+    return examples[:warmup], examples[warmup:], pad_id
 
 
 def plain_loop(args, model_overrides: dict | None = None, lora: dict | None = None,
@@ -116,10 +134,9 @@ def plain_loop(args, model_overrides: dict | None = None, lora: dict | None = No
     if threads:
         torch.set_num_threads(threads)
     cfg = experiment_config(args, model=model_overrides or {}, lora=lora or {})
-    tokenizer = load_tokenizer(args.model, padding_side="right")
-    model = lora_wrap(load_causal_lm(args.model, dtype or pick_dtype("auto"),
-                                     attention=cfg.model.attention), cfg)
-    warmup, timed = split_examples(args, tokenizer)
+    model = lora_wrap(load_causal_lm(args.model, dtype or pick_dtype("auto", args.device),
+                                     args.device, cfg.model.attention), cfg)
+    warmup, timed, pad_id = split_examples(args)
     bucketed = cfg.optim.length_bucketing if bucketed is None else bucketed
     lengths = [len(e["input_ids"]) for e in timed] if bucketed else None
     batches = source_stratified_batches(["original"] * len(timed), args.batch_size, 0, 0, lengths)
@@ -127,8 +144,9 @@ def plain_loop(args, model_overrides: dict | None = None, lora: dict | None = No
     model.train()
 
     def run(rows: list[dict]) -> tuple[int, int]:
-        batch = collate(rows, tokenizer.pad_token_id)
+        batch = collate(rows, pad_id)
         batch.pop("augmented", None)
+        batch = {k: v.to(args.device) for k, v in batch.items()}
         if target_only_loss:
             causal_lm_loss(model, batch)[0].backward()
         else:
@@ -147,6 +165,7 @@ def plain_loop(args, model_overrides: dict | None = None, lora: dict | None = No
         for rows in batches:
             n_tokens, n_slots = run([timed[i] for i in rows])
             tokens, slots = tokens + n_tokens, slots + n_slots
+        synchronize(args.device)
         seconds = time.perf_counter() - started
     return {"tokens": tokens, "seconds": seconds, "padding_fraction": 1 - tokens / slots,
             "warmup_seconds": warmup_seconds, "allocator": active_allocator()}
@@ -175,17 +194,17 @@ def our_loop(config: dict) -> dict:
     torch.set_num_threads(config["threads"])
     args = argparse.Namespace(**config["args"])
     cfg = experiment_config(args, config["optim"])
-    tokenizer = load_tokenizer(args.model, padding_side="right")
-    model = lora_wrap(load_causal_lm(args.model, pick_dtype(cfg.model.dtype),
-                                     attention=cfg.model.attention), cfg)
-    warmup, timed = split_examples(args, tokenizer)
-    common = {"seed": 0, "rank": 0, "world": 1, "pad_id": tokenizer.pad_token_id,
-              "device": torch.device("cpu")}
+    model = lora_wrap(load_causal_lm(args.model, pick_dtype(cfg.model.dtype, args.device),
+                                     args.device, cfg.model.attention), cfg)
+    warmup, timed, pad_id = split_examples(args)
+    common = {"seed": 0, "rank": 0, "world": 1, "pad_id": pad_id,
+              "device": torch.device(args.device)}
     started = time.perf_counter()
     train_epochs(model, warmup, cfg, **common)   # compiles here when optim.compile is on
     warmup_seconds = time.perf_counter() - started
     started = time.perf_counter()
     figures = train_epochs(model, timed, cfg, **common)
+    synchronize(args.device)
     return {"tokens": figures["train_tokens"], "seconds": time.perf_counter() - started,
             "padding_fraction": figures["padding_fraction"],
             "warmup_seconds": warmup_seconds, "compiled": figures["train_compiled"],
@@ -244,6 +263,7 @@ def main(argv=None) -> dict:
                         help="rows of row-tokens/4..row-tokens tokens; 0: the smoke bios as they are")
     parser.add_argument("--levers", action="store_true",
                         help="also time each lever alone in the plain loop, against (a)")
+    parser.set_defaults(device="cpu")   # benchmarks/gpu_train_throughput.py times the GPU
     args = parser.parse_args(argv)
     if args.quick:
         args.model, args.steps, args.batch_size, args.row_tokens = TINY, 4, 4, 32

