@@ -39,7 +39,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bias.models import ARCHITECTURES, RANDOM_PREFIX, compile_available  # noqa: E402
+from bias.models import (ARCHITECTURES, RANDOM_PREFIX, compile_available,  # noqa: E402
+                         load_causal_lm)
 from train_throughput import (WARMUP_STEPS, matmul_flops, our_loop, plain_loop,  # noqa: E402
                               split_examples)
 
@@ -66,7 +67,6 @@ def useful_flops(args, rows: list[dict], tokens: int, n_linear: int) -> float:
 
 def linear_parameters(args) -> int:
     """N_linear of the architecture, counted on a meta-device copy (no memory)."""
-    from bias.models import load_causal_lm
     model = load_causal_lm(args.model, torch.bfloat16, "meta", "sdpa")
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
 
