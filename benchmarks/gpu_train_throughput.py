@@ -3,7 +3,7 @@
 No hub weights are reachable on the lent GPU machines and Ray is not installed there, so this
 runs in one process, on Llama-3.1-8B's shapes with random weights (bias/models.py `random:`; a
 step's speed does not depend on the weights' values) and random token ids, rows of 256-1024 tokens:
-  (a)  plain   a hand-rolled peft loop (HF's `labels=` loss), each batch padded to its longest row
+  (a)  plain   a hand-rolled peft loop (HF's `labels=` loss) on the same length-bucketed batches
   (b') ours    training/lora_loop.train_epochs with the config defaults on a GPU (bf16, SDPA
                attention, length bucketing, the target-only chunked loss)
   (c)  best    ours with the decoder compiled (optim.compile)
@@ -18,7 +18,7 @@ no weight gradient; N_linear counts every Linear weight, the LM head included, t
 not) plus causal attention, 6·L·d·s² per row of s tokens (QK^T and AV over the causal half,
 forward 2·L·d·s², backward twice that). The small LoRA matmuls are not counted.
 
-    python benchmarks/gpu_train_throughput.py                 # on a GPU machine (~5 min on an H100)
+    python benchmarks/gpu_train_throughput.py                 # on a GPU machine (not yet run on one)
     python benchmarks/gpu_train_throughput.py --quick         # a tiny random Llama on CPU (tests)
 
 On the `device` tool (no package index there, and its image has no pydantic): first, here,

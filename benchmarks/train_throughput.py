@@ -51,8 +51,8 @@ from training.token_loss import causal_lm_loss  # noqa: E402
 from training.worker_env import (active_allocator, allocator_env_vars,  # noqa: E402
                                  train_worker_runtime_env)
 
-# Untimed steps first: torch.compile compiles there, and the allocator and oneDNN settle (the
-# first pass over new widths ran ~5% slower than later ones here).
+# Untimed steps first: torch.compile compiles there, and the process settles (in one process, the
+# compiled loop's first pass over the timed rows ran ~5% slower than the next two: 489 vs 517).
 WARMUP_STEPS = 4
 WORKER_ALLOCATOR = ResourcesConfig().worker_allocator   # the config default, as (b)'s workers get
 
