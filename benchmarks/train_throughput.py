@@ -9,7 +9,9 @@
                 timed the same way in a plain process (no Ray, same allocator), which splits
                 (b)/(a) into our loop's own gain (target-only loss, jemalloc) and Ray's cost
   (c) best      our loop with the settings that won here (best_settings), in the same Tune setup;
-                timed twice, interleaved with (a) and (b), and averaged
+                timed twice, interleaved with (a) and (b), and averaged. Also timed in a plain
+                process like (b), which splits (c)'s distance from the ceiling into the loop's
+                own and Ray's
 All use the same model, rows, LoRA config, batch size and step count, after WARMUP_STEPS untimed
 steps (torch.compile compiles there; its time is printed apart). Tokens/s counts non-pad tokens
 over the loop's wall time, batching included. The ceiling is the measured dense matmul rate of
@@ -276,6 +278,7 @@ def main(argv=None) -> dict:
     n_params = sum(p.numel() for p in load_causal_lm(args.model, torch.float32).parameters())
     plain_before = in_fresh_process(plain_loop, args)
     ours_plain_before = our_loop_process(args, {})
+    best_plain_before = our_loop_process(args, best_optim)
     peaks.append(matmul_flops(dtype, seconds=0.5 if args.quick else 2.0))
     if not ray.is_initialized():
         start_local_ray(num_cpus=max(2, torch.get_num_threads()), log_to_driver=False)
@@ -284,6 +287,7 @@ def main(argv=None) -> dict:
         best = in_tune(args, best_optim, storage)
         plain_after = in_fresh_process(plain_loop, args)   # beside the idle Ray cluster, as (b)
         ours_plain_after = ours_plain_before if args.quick else our_loop_process(args, {})
+        best_plain_after = best_plain_before if args.quick else our_loop_process(args, best_optim)
         # (a) and (b) twice each, interleaved: run-to-run drift here is ±5-15%, more than the gap
         ours_again = ours if args.quick else in_tune(args, {}, storage)
         best_again = best if args.quick else in_tune(args, best_optim, storage)
@@ -296,11 +300,13 @@ def main(argv=None) -> dict:
         ("plain_before", plain_before), ("plain_after", plain_after), ("ours_first", ours),
         ("ours_again", ours_again), ("best_first", best), ("best_again", best_again),
         ("ours_plain_before", ours_plain_before),
-        ("ours_plain_after", ours_plain_after))}
+        ("ours_plain_after", ours_plain_after), ("best_plain_before", best_plain_before),
+        ("best_plain_after", best_plain_after))}
     rate["plain"] = (rate["plain_before"] + rate["plain_after"]) / 2
     rate["ours"] = (rate["ours_first"] + rate["ours_again"]) / 2
     rate["ours_plain"] = (rate["ours_plain_before"] + rate["ours_plain_after"]) / 2
     rate["best"] = (rate["best_first"] + rate["best_again"]) / 2
+    rate["best_plain"] = (rate["best_plain_before"] + rate["best_plain_after"]) / 2
     figures = {"model": args.model, "dtype": str(dtype).removeprefix("torch."),
                "threads": torch.get_num_threads(), "params": n_params,
                "row_tokens": args.row_tokens, "steps": args.steps, "batch_size": args.batch_size,
@@ -319,6 +325,11 @@ def main(argv=None) -> dict:
                "best_tokens_per_s": rate["best"], "best_first_tokens_per_s": rate["best_first"],
                "best_again_tokens_per_s": rate["best_again"], "ours_over_plain": rate["ours"] / rate["plain"],
                "best_over_plain": rate["best"] / rate["plain"],
+               "best_plain_tokens_per_s": rate["best_plain"],
+               "best_plain_before_tokens_per_s": rate["best_plain_before"],
+               "best_plain_after_tokens_per_s": rate["best_plain_after"],
+               "best_plain_fraction_of_ceiling": rate["best_plain"] / ceiling,
+               "best_ray_cost_ratio": rate["best"] / rate["best_plain"],
                "plain_fraction_of_ceiling": rate["plain"] / ceiling,
                "best_fraction_of_ceiling": rate["best"] / ceiling,
                "padding_fraction_plain": plain_before["padding_fraction"],
@@ -331,7 +342,7 @@ def main(argv=None) -> dict:
     print(f"model {args.model} ({n_params / 1e6:.1f}M params, {figures['dtype']}, "
           f"{figures['threads']} threads), {args.steps} steps x batch {args.batch_size}, {rows}")
     print(f"measured matmul {peak / 1e9:.0f} GFLOP/s (best of {figures['matmul_gflops_readings']}: "
-          f"at the start, after (a)+(b'), at the end) -> ceiling {ceiling:.0f} tokens/s (4·N per token)")
+          f"at the start, after (a)+(b')+(c') without Ray, at the end) -> ceiling {ceiling:.0f} tokens/s (4·N per token)")
     print(f"(a) plain loop           {rate['plain']:8.0f} tokens/s   {rate['plain'] / ceiling:.1%} of ceiling"
           f"   (before Ray {rate['plain_before']:.0f}, after {rate['plain_after']:.0f})"
           f"   padding {plain_before['padding_fraction']:.1%}   malloc {plain_before['allocator']}")
@@ -348,6 +359,10 @@ def main(argv=None) -> dict:
           f"   (c)/(a) = {figures['best_over_plain']:.2f}   (first {rate['best_first']:.0f},"
           f" again {rate['best_again']:.0f})   padding {best['padding_fraction']:.1%}"
           f"   warm-up {best['warmup_seconds']:.0f} s (again {best_again['warmup_seconds']:.0f} s)")
+    print(f"    of which: the same without Ray {rate['best_plain']:.0f} tokens/s"
+          f" = {figures['best_plain_fraction_of_ceiling']:.1%} of ceiling (before Ray"
+          f" {rate['best_plain_before']:.0f}, after {rate['best_plain_after']:.0f});"
+          f"  Ray's own cost (c)/that = {figures['best_ray_cost_ratio']:.3f}")
     if args.levers:
         figures.update(lever_ablation(args, rate["plain"], dtype))
     return figures

@@ -231,7 +231,8 @@ def test_train_throughput_quick_reports_every_figure(tiny_model, ray_local):
     for key in ("matmul_gflops", "ceiling_tokens_per_s", "plain_tokens_per_s",
                 "ours_tokens_per_s", "best_tokens_per_s", "ours_over_plain",
                 "best_fraction_of_ceiling", "padding_fraction_ours", "padding_fraction_best",
-                "ours_plain_tokens_per_s", "ray_cost_ratio", "our_loop_over_plain"):
+                "ours_plain_tokens_per_s", "ray_cost_ratio", "our_loop_over_plain",
+                "best_plain_tokens_per_s", "best_plain_fraction_of_ceiling", "best_ray_cost_ratio"):
         assert key in figures and math.isfinite(figures[key]), key
     assert figures["plain_tokens_per_s"] > 0 and figures["best_tokens_per_s"] > 0
     assert figures["ours_plain_tokens_per_s"] > 0
