@@ -197,7 +197,7 @@ class ThroughputConfig(Strict):
     # Generated tokens per second per GPU (vLLM) or per CPU actor (HF); 230 = SmolLM2 bf16 here.
     generation_tokens_per_second: float = Field(230.0, gt=0)
     # Trained tokens per second per Train worker; 400 = SmolLM2 LoRA bf16, the default settings,
-    # one 2-core Train worker here ((b) in benchmarks/train_throughput.py: 329-417 in 4 runs).
+    # one 2-core Train worker here ((b) in benchmarks/train_throughput.py: 329-417 in 5 runs).
     train_tokens_per_second: float = Field(400.0, gt=0)
     # Scoring the task suite once, per cell.
     eval_seconds_per_cell: float = Field(30.0, ge=0)
