@@ -51,7 +51,7 @@ from training.lora_loop import (collate, decoder_compiled, lora_wrap,  # noqa: E
                                 tokenize_examples, train_epochs)
 from training.token_loss import causal_lm_loss  # noqa: E402
 from training.worker_env import (active_allocator, allocator_env_vars,  # noqa: E402
-                                 train_worker_runtime_env)
+                                 release_single_worker_process_group, train_worker_runtime_env)
 
 # Untimed steps first: torch.compile compiles there, and the process settles (in one process, the
 # compiled loop's first pass over the timed rows ran ~5% slower than the next two: 489 vs 517).
@@ -221,9 +221,10 @@ def our_loop_process(args, optim: dict) -> dict:
 
 
 def _worker(config: dict) -> None:
-    """(b)/(c) inside a Ray Train worker."""
+    """(b)/(c) inside a Ray Train worker, set up as training/lora_loop.py's workers are."""
     import ray.train
-    ray.train.report(our_loop(config))
+    released = release_single_worker_process_group(ray.train.get_context().get_world_size())
+    ray.train.report({**our_loop(config), "worker_process_group": not released})
 
 
 def _trial(config: dict) -> None:
@@ -252,7 +253,7 @@ def in_tune(args, optim: dict, storage: str) -> dict:
         raise RuntimeError(result.error)
     return {k: result.metrics[k]
             for k in ("tokens", "seconds", "padding_fraction", "warmup_seconds", "compiled",
-                      "worker_niceness", "allocator")}
+                      "worker_niceness", "allocator", "worker_process_group")}
 
 
 def main(argv=None) -> dict:
@@ -326,7 +327,9 @@ def main(argv=None) -> dict:
                "padding_fraction_ours": ours["padding_fraction"],
                "padding_fraction_best": best["padding_fraction"],
                "best_compiled": best["compiled"], "best_warmup_seconds": best["warmup_seconds"],
-               "worker_niceness": ours["worker_niceness"], "allocator_plain": plain_before["allocator"],
+               "worker_niceness": ours["worker_niceness"],
+               "worker_process_group": ours["worker_process_group"] or best["worker_process_group"],
+               "allocator_plain": plain_before["allocator"],
                "allocator_ours": ours["allocator"], "allocator_ours_plain": ours_plain_before["allocator"]}
     rows = "smoke bios" if not args.row_tokens else f"rows of {args.row_tokens // 4}-{args.row_tokens} tokens"
     print(f"model {args.model} ({n_params / 1e6:.1f}M params, {figures['dtype']}, "

@@ -67,6 +67,7 @@ def test_mlflow_holds_one_parent_and_one_child_per_collapsed_cell(finished_grid,
         assert 0.0 <= m["occupation_classification/accuracy"] <= 1.0
         # The config default preloads Ray's bundled jemalloc into every Train worker.
         assert m["worker_jemalloc"] == float(bundled_jemalloc() is not None)
+        assert m["worker_process_group"] == 0.0   # one worker: no gloo group left waking
         if child.data.params["kind"] == "train":
             assert m["train_tokens"] > 0 and "train_loss" in m
             expected_aug = round(float(child.data.params["ratio"]) * cfg.data.dataset_size)

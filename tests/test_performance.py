@@ -239,6 +239,8 @@ def test_train_throughput_quick_reports_every_figure(tiny_model, ray_local):
     assert figures["allocator_plain"] == "system"   # (a) is a hand-rolled script: glibc
     expected = "jemalloc" if bundled_jemalloc() is not None else "system"
     assert figures["allocator_ours"] == figures["allocator_ours_plain"] == expected
+    # The one-worker runs dropped the process group TorchTrainer set up (no gloo threads left).
+    assert figures["worker_process_group"] is False
     # The local cluster (bias/local_ray.py) ran those Train runs without the preemption watcher.
     from ray.util.state import list_actors
     classes = {actor.class_name for actor in list_actors(limit=10_000)}

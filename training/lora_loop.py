@@ -28,7 +28,7 @@ from training.grid import Cell
 from training.mitigations import apply_mitigation
 from training.mixing import mix
 from training.token_loss import causal_lm_loss
-from training.worker_env import active_allocator
+from training.worker_env import active_allocator, release_single_worker_process_group
 
 
 def build_training_frame(cfg: ExperimentConfig, cell: Cell,
@@ -182,6 +182,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     cell = Cell.model_validate(loop_config["cell"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    group_released = release_single_worker_process_group(world)
     torch.set_num_threads(loop_config["threads"])
     os.environ["OMP_NUM_THREADS"] = str(loop_config["threads"])
     device = ray.train.torch.get_device()
@@ -192,7 +193,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
     model = load_causal_lm(cfg.model.name, dtype, device, cfg.model.attention)
     metrics: dict[str, float] = {"dtype_bf16": float(dtype == torch.bfloat16),
                                  "world_size": float(world),
-                                 "worker_jemalloc": float(active_allocator() == "jemalloc")}
+                                 "worker_jemalloc": float(active_allocator() == "jemalloc"),
+                                 "worker_process_group": float(not group_released)}
     if cell.trains:
         uri = loop_config.get("augmented_uri")
         augmented = read_generated(uri) if uri else None
