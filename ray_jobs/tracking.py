@@ -214,6 +214,9 @@ class CellRunLogger(_TuneCallback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         from mlflow.entities import Metric
+
+        # Imported here, not at the top: `bias-inherit results` reads MLflow without torch.
+        from training.checkpointing import REPLAYED_KEY
         cell = trial.config["cell"]
         if cell["cell_id"] in self.skip_cells:
             return
@@ -223,11 +226,13 @@ class CellRunLogger(_TuneCallback):
         tags = {f"bias_inherit.{k}": str(result[k]) for k in NODE_KEYS if result.get(k)}
         checkpoint_path = result.get("checkpoint_path")
         is_adapter = checkpoint_path and result.get("checkpoint_kind") != "epoch"
+        replayed = bool(result.get(REPLAYED_KEY))
 
         def log():
             run_id = self._run_id(cell)
-            if metrics:
-                self.client.log_batch(run_id, metrics=metrics)
+            new = self._not_yet_logged(run_id, metrics) if replayed else metrics
+            if new:
+                self.client.log_batch(run_id, metrics=new)
             for key, value in tags.items():
                 self.client.set_tag(run_id, key, value)
             if is_adapter:
@@ -235,6 +240,13 @@ class CellRunLogger(_TuneCallback):
                 self.client.log_artifacts(run_id, local, artifact_path="adapter")
                 self.client.set_tag(run_id, "bias_inherit.adapter_checkpoint", checkpoint_path)
         self._write(f"result {cell['cell_id']} step {step}", log)
+
+    def _not_yet_logged(self, run_id: str, metrics: list) -> list:
+        """The metrics of a replayed epoch report whose step the run does not hold yet (a resumed
+        run sends every restored epoch again; most of them reached MLflow the first time)."""
+        held = {key: {m.step for m in self.client.get_metric_history(run_id, key)}
+                for key in {m.key for m in metrics}}
+        return [m for m in metrics if m.step not in held[m.key]]
 
     def _end(self, trial, status: str) -> None:
         cell = trial.config["cell"]

@@ -68,10 +68,11 @@ def assert_one_finished_run_per_cell(tracking_uri: str, experiment: str, cfg) ->
     return {cell_id: found[0] for cell_id, found in runs.items()}
 
 
-def loss_steps(tracking_uri: str, run) -> set[int]:
+def loss_steps(tracking_uri: str, run) -> list[int]:
+    """The steps of the run's train_loss history, sorted, a step logged twice listed twice."""
     from mlflow.tracking import MlflowClient
-    return {m.step for m in MlflowClient(tracking_uri).get_metric_history(run.info.run_id,
-                                                                          "train_loss")}
+    return sorted(m.step for m in MlflowClient(tracking_uri).get_metric_history(run.info.run_id,
+                                                                                "train_loss"))
 
 
 @contextmanager
@@ -128,7 +129,7 @@ def test_killed_train_worker_resumes_from_its_epoch_checkpoint(tmp_path, ray_loc
     assert cell.data.metrics["resumed_from_epoch"] >= 1, cell.data.metrics
     # ... inside the same trial: Train's FailureConfig handled it, Tune never saw a failure.
     assert cell.data.tags["bias_inherit.trial_starts"] == "1"
-    assert loss_steps(mlflow_server, cell) == set(range(epochs))
+    assert loss_steps(mlflow_server, cell) == list(range(epochs))   # the replay adds none twice
     assert not is_train_worker(killed["pid"])
 
 
@@ -183,7 +184,45 @@ def test_driver_killed_mid_grid_then_resume_runs_only_unfinished_cells(tmp_path,
             assert runs[cell_id].info.run_id == before[cell_id].info.run_id
             assert runs[cell_id].data.tags["bias_inherit.trial_starts"] == "2"
         if runs[cell_id].data.params["kind"] == "train":
-            assert loss_steps(mlflow_server, runs[cell_id]) == {0, 1}
+            assert loss_steps(mlflow_server, runs[cell_id]) == [0, 1]
+
+
+def test_resumed_train_run_logs_the_epochs_mlflow_missed_once(tmp_path, ray_local, mlflow_server,
+                                                             tiny_model):
+    """A Train run whose checkpoints got further than MLflow (the driver died after an epoch's
+    checkpoint was registered, before that epoch's loss reached MLflow) fills the gap when it
+    resumes: the worker reports the epochs its checkpoint holds again, and the cell logger writes
+    the steps the child run lacks, once each. Set up without a race: the grid runs once, then
+    again over the same Train storage into a new parent run whose child run holds nothing yet."""
+    from mlflow.tracking import MlflowClient
+
+    from ray_jobs.run import cell_logger, cell_trainable, grid_tuner, storage_uri
+    from ray_jobs.tracking import find_cell_run
+    from training.grid import expand_cells
+    cfg = load_config(grid_config(tmp_path / "grid.yaml", "ft-replay", [0], epochs=2,
+                                  evaluate_base_model=False))
+    cfg = cfg.model_copy(update={"storage_path": storage_uri(cfg.storage_path)})
+    cells = expand_cells(cfg)
+    assert [c.cell_id for c in cells] == ["r0.00-original-only-none-s0"]
+    client = MlflowClient(mlflow_server)
+    experiment_id = client.create_experiment("ft-replay")
+    child_runs = []
+    for _ in range(2):
+        parent = client.create_run(experiment_id, tags={"bias_inherit.kind": "parent"})
+        logger = cell_logger(cfg, mlflow_server, experiment_id, parent.info.run_id, cells)
+        results = grid_tuner(cell_trainable(cfg, {}), [c.model_dump() for c in cells],
+                             cfg.storage_path, "ft-replay", 1, 0, [logger]).fit()
+        assert not [r.error for r in results if r.error]
+        child_runs.append(find_cell_run(client, experiment_id, parent.info.run_id,
+                                        cells[0].cell_id))
+    first, second = child_runs
+    assert first.data.metrics["resumed_from_epoch"] == 0.0
+    assert second.data.metrics["resumed_from_epoch"] == 2.0   # the second pass trained nothing ...
+    assert loss_steps(mlflow_server, first) == [0, 1]
+    assert loss_steps(mlflow_server, second) == [0, 1]        # ... yet its child run has both epochs
+    history = [{m.step: m.value for m in client.get_metric_history(run.info.run_id, "train_loss")}
+               for run in child_runs]
+    assert history[0] == history[1]   # the same losses, from the checkpoint's own record
 
 
 def test_mlflow_server_restart_mid_grid_loses_no_metric(tmp_path, ray_local, tiny_model,
@@ -234,7 +273,7 @@ def test_mlflow_server_restart_mid_grid_loses_no_metric(tmp_path, ray_local, tin
             assert not lost, f"{cell_id} lost or changed metrics: {lost}"
         for run in runs.values():
             if run.data.params["kind"] == "train":
-                assert loss_steps(uri, run) == {0, 1, 2, 3}
+                assert set(loss_steps(uri, run)) == {0, 1, 2, 3}
     finally:
         for proc in servers:
             stop_process_group(proc)

@@ -9,6 +9,12 @@ too, the resumed epochs shuffle and drop out exactly as an uninterrupted run wou
 
 The final report's checkpoint is the adapter alone plus the state file (epochs done = all), so a
 trial restarted after training finished skips straight to evaluation.
+
+Every checkpoint's state also carries the epoch reports made so far, and a resumed worker sends
+them again (marked `REPLAYED_KEY`) before it trains on. Why: a checkpoint can be registered while
+its epoch's metrics are still on their way to MLflow (the driver is killed in between); the
+resumed run skips that epoch, so without the replay its loss would never be logged. The MLflow
+logger writes a replayed metric only at a step the run does not hold yet.
 """
 from __future__ import annotations
 
@@ -25,12 +31,14 @@ OPTIMIZER_FILE = "optimizer.pt"
 RNG_FILE = "torch_rng.pt"
 ADAPTER_FILE = "adapter_model.safetensors"
 EPOCH_KIND = "epoch"          # value of a report's `checkpoint_kind`; the final report has none
+REPLAYED_KEY = "replayed"     # True on an epoch report sent again from a checkpoint's history
 
 
-def write_state(directory: str | Path, epochs_done: int) -> None:
-    """The small JSON every checkpoint carries: how far training got, and who wrote it."""
+def write_state(directory: str | Path, epochs_done: int, epoch_reports: list[dict]) -> None:
+    """The small JSON every checkpoint carries: how far training got, the epoch reports made so
+    far, and who wrote it."""
     import ray
-    state = {"epochs_done": epochs_done, "pid": os.getpid(),
+    state = {"epochs_done": epochs_done, "epoch_reports": epoch_reports, "pid": os.getpid(),
              "node_id": ray.get_runtime_context().get_node_id(), "written_at": time.time()}
     Path(directory, STATE_FILE).write_text(json.dumps(state))
 
@@ -42,8 +50,9 @@ def read_state(directory: str | Path) -> dict:
 class EpochCheckpointer:
     """Restores a peft model from the run's latest checkpoint and writes one after every epoch.
 
-    `train_epochs` calls `attach(optimizer)` once its optimizer exists (restoring the optimizer
-    and RNG state, returning the first epoch to run); the epoch hook calls `report_epoch`.
+    The train loop calls `replay_reports()` once, before training; `train_epochs` calls
+    `attach(optimizer)` once its optimizer exists (restoring the optimizer and RNG state,
+    returning the first epoch to run); the epoch hook calls `report_epoch`.
     """
 
     def __init__(self, model, rank: int, enabled: bool = True):
@@ -51,6 +60,7 @@ class EpochCheckpointer:
         self.model, self.rank, self.enabled = model, rank, enabled
         self.optimizer = None
         self.epochs_done = 0
+        self.epoch_reports: list[dict] = []   # one per finished epoch, restored ones included
         self.checkpoint_seconds = 0.0
         self._optimizer_state = None
         self._rng_state = None
@@ -70,7 +80,17 @@ class EpochCheckpointer:
             self._optimizer_state = torch.load(directory / OPTIMIZER_FILE, weights_only=True)
         if (directory / RNG_FILE).is_file():
             self._rng_state = torch.load(directory / RNG_FILE, weights_only=True)
-        self.epochs_done = int(read_state(directory)["epochs_done"])
+        state = read_state(directory)
+        self.epochs_done = int(state["epochs_done"])
+        self.epoch_reports = list(state.get("epoch_reports", []))
+
+    def replay_reports(self) -> int:
+        """Report the restored epochs' metrics again (every rank, as Train's report is collective);
+        returns how many."""
+        import ray.train
+        for report in self.epoch_reports:
+            ray.train.report({**report, REPLAYED_KEY: True})
+        return len(self.epoch_reports)
 
     def attach(self, optimizer) -> int:
         """Restore the optimizer (and RNG) state; returns the first epoch still to run."""
@@ -84,6 +104,7 @@ class EpochCheckpointer:
     def report_epoch(self, epoch: int, metrics: dict) -> None:
         """`ray.train.report` for a finished epoch; rank 0 attaches the checkpoint when enabled."""
         import ray.train
+        self.epoch_reports.append(dict(metrics))   # the final checkpoint carries them too
         if not self.enabled:
             ray.train.report(metrics)
             return
@@ -94,7 +115,7 @@ class EpochCheckpointer:
                 self.model.save_pretrained(tmp)
                 torch.save(self.optimizer.state_dict(), Path(tmp, OPTIMIZER_FILE))
                 torch.save(torch.get_rng_state(), Path(tmp, RNG_FILE))
-                write_state(tmp, epoch + 1)
+                write_state(tmp, epoch + 1, self.epoch_reports)
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report({**metrics, "checkpoint_kind": EPOCH_KIND}, checkpoint=checkpoint)
         self.epochs_done = epoch + 1

@@ -204,6 +204,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
         model = lora_wrap(model, cfg)
         # Adapter, optimizer and RNG from the run's latest checkpoint (a retried or resumed trial).
         checkpointer = EpochCheckpointer(model, rank, cfg.resources.checkpoint_every_epoch)
+        checkpointer.replay_reports()   # epochs MLflow may have missed when the run was cut short
         model = ray.train.torch.prepare_model(model) if world > 1 else model
 
         align_lambda = cfg.mitigation.loss_lambda if cell.mitigation == "loss" else 0.0
@@ -232,7 +233,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
             metrics["eval_seconds"] = time.perf_counter() - eval_started
             if cell.trains:
                 model.save_pretrained(tmp)   # the LoRA adapter only (a few MB), not the base
-                write_state(tmp, cfg.optim.epochs)   # a restart after this point only evaluates
+                # A restart after this point only evaluates (and replays the epoch reports).
+                write_state(tmp, cfg.optim.epochs, checkpointer.epoch_reports)
                 checkpoint = Checkpoint.from_directory(tmp)
         metrics["worker_seconds"] = time.perf_counter() - started
         ray.train.report({**metrics, "worker_node_id": ray.get_runtime_context().get_node_id()},
