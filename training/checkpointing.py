@@ -84,13 +84,11 @@ class EpochCheckpointer:
         self.epochs_done = int(state["epochs_done"])
         self.epoch_reports = list(state.get("epoch_reports", []))
 
-    def replay_reports(self) -> int:
-        """Report the restored epochs' metrics again (every rank, as Train's report is collective);
-        returns how many."""
+    def replay_reports(self) -> None:
+        """Report the restored epochs' metrics again (every rank, as Train's report is collective)."""
         import ray.train
         for report in self.epoch_reports:
             ray.train.report({**report, REPLAYED_KEY: True})
-        return len(self.epoch_reports)
 
     def attach(self, optimizer) -> int:
         """Restore the optimizer (and RNG) state; returns the first epoch still to run."""
