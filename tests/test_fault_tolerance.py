@@ -197,7 +197,7 @@ def test_resumed_train_run_logs_the_epochs_mlflow_missed_once(tmp_path, ray_loca
     from mlflow.tracking import MlflowClient
 
     from ray_jobs.run import cell_logger, cell_trainable, grid_tuner, storage_uri
-    from ray_jobs.tracking import find_cell_run
+    from ray_jobs.tracking import TAG_KIND, find_cell_run
     from training.grid import expand_cells
     cfg = load_config(grid_config(tmp_path / "grid.yaml", "ft-replay", [0], epochs=2,
                                   evaluate_base_model=False))
@@ -208,7 +208,7 @@ def test_resumed_train_run_logs_the_epochs_mlflow_missed_once(tmp_path, ray_loca
     experiment_id = client.create_experiment("ft-replay")
     child_runs = []
     for _ in range(2):
-        parent = client.create_run(experiment_id, tags={"bias_inherit.kind": "parent"})
+        parent = client.create_run(experiment_id, tags={TAG_KIND: "parent"})
         logger = cell_logger(cfg, mlflow_server, experiment_id, parent.info.run_id, cells)
         results = grid_tuner(cell_trainable(cfg, {}), [c.model_dump() for c in cells],
                              cfg.storage_path, "ft-replay", 1, 0, [logger]).fit()
