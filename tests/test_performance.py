@@ -155,7 +155,7 @@ def test_compiled_training_matches_eager_or_falls_back(tiny_model):
 
 
 def test_bf16_training_autocasts_and_keeps_fp32_adapters_learning(tiny_model):
-    """A bf16 base model trains eager under bf16 autocast (the LoRA matmuls run in bf16), while
+    """A bf16 base model trains under bf16 autocast (the LoRA matmuls run in bf16), while
     the adapter weights stay fp32 and take AdamW's small updates; an fp32 model trains without
     it."""
     from bias.config import ExperimentConfig
