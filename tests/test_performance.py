@@ -42,11 +42,11 @@ def test_target_only_loss_matches_the_models_own_loss_and_gradient(tiny_model):
     """training.token_loss projects only positions with a target and computes the gradient in
     the forward pass: same mean loss and LoRA gradients as HF's `labels=` loss (fp32), with
     padding and prompt tokens (-100) in the batch, and a zero that backpropagates when a batch
-    has no target at all."""
+    has no target at all. It drops a right-padding mask and keeps a left-padding one."""
     from bias.config import ExperimentConfig
     from bias.models import load_causal_lm, load_tokenizer
     from training.lora_loop import collate, lora_wrap
-    from training.token_loss import causal_lm_loss
+    from training.token_loss import causal_lm_loss, right_padded
     cfg = ExperimentConfig(name="t", bias_types=["neutral"], ratios=[0.0])
     torch.manual_seed(0)
     model = lora_wrap(load_causal_lm(tiny_model, torch.float32), cfg)
@@ -79,6 +79,21 @@ def test_target_only_loss_matches_the_models_own_loss_and_gradient(tiny_model):
     nothing = {**batch, "labels": torch.full_like(batch["labels"], -100)}
     empty, empty_grads = loss_and_grads(lambda: causal_lm_loss(model, nothing)[0])
     assert empty == 0.0 and all(not g.any() for g in empty_grads)
+
+    # The loss drops a right-padding mask (nothing it reads depends on it: checked above against
+    # HF's masked loss) but must keep a left-padding one, which real tokens would otherwise miss.
+    assert right_padded(batch["attention_mask"])
+    width = batch["input_ids"].shape[1]
+    left = {k: torch.stack([row.roll(width - int(n)) for row, n in
+                            zip(batch[k], batch["attention_mask"].sum(1))])
+            for k in ("input_ids", "labels", "attention_mask")}
+    assert not right_padded(left["attention_mask"])
+    hf_left, _ = loss_and_grads(lambda: model(**left).loss)
+    hf_left_unmasked, _ = loss_and_grads(
+        lambda: model(**{k: v for k, v in left.items() if k != "attention_mask"}).loss)
+    ours_left, _ = loss_and_grads(lambda: causal_lm_loss(model, left)[0])
+    assert abs(ours_left - hf_left) < 1e-4
+    assert abs(hf_left_unmasked - hf_left) > 1e-3   # the mask matters there: the check can fail
 
 
 def test_bucketing_cuts_padding_and_keeps_rows_and_proportions():

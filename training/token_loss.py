@@ -65,10 +65,23 @@ def next_token_targets(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return keep, following[following != -100]
 
 
+def right_padded(attention_mask: torch.Tensor) -> bool:
+    """Whether every row is its tokens followed by its pads (ones, then zeros)."""
+    return bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())
+
+
 def causal_lm_loss(model, batch: dict[str, torch.Tensor], **model_kwargs):
     """(mean next-token loss over the labelled tokens, the model's outputs) for one batch."""
     keep, targets = next_token_targets(batch["labels"])
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "augmented")}
+    if "attention_mask" in inputs and right_padded(inputs["attention_mask"]):
+        # Under causal attention no token attends to a pad that follows it, and pads have no
+        # target, so a right-padding mask changes nothing the loss reads (position ids count from
+        # 0 either way). Without it the attention builds only its causal mask: the compiled loop
+        # ran 1.06x faster here (1,166 vs 1,095 tokens/s, 3 interleaved processes each). Left
+        # padding keeps its mask. Outputs at the pad positions differ: callers that pool hidden
+        # states mask the pads out themselves (training/alignment.py).
+        del inputs["attention_mask"]
     outputs = model(**inputs, logits_to_keep=keep, **model_kwargs)
     if targets.numel() == 0:   # nothing to learn from: a zero that still backpropagates
         return outputs.logits.sum() * 0.0, outputs
