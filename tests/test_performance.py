@@ -17,8 +17,9 @@ def test_bucketed_batches_give_the_same_loss_as_padded_batches(tiny_model):
     cfg = ExperimentConfig(name="t", bias_types=["neutral"], ratios=[0.0])
     model = lora_wrap(load_causal_lm(tiny_model, torch.float32), cfg).eval()
     tok = load_tokenizer(tiny_model, padding_side="right")
-    texts = ["Emma works at a clinic.", "James designs libraries and restores historic facades "
-             "in the old town, where he has lived for a decade.", "Wei paints."]
+    texts = ["Emma works at a clinic.", ("James designs libraries and restores historic facades "
+                                         "in the old town, where he has lived for a decade."),
+             "Wei paints."]
     examples = [{"input_ids": tok(t)["input_ids"], "labels": tok(t)["input_ids"]} for t in texts]
     dynamic = collate(examples, tok.pad_token_id)
     dynamic.pop("augmented")
@@ -211,7 +212,11 @@ def test_jemalloc_reaches_a_new_process_and_system_opts_out():
     import os
     import subprocess
 
-    from training.worker_env import allocator_env_vars, bundled_jemalloc, train_worker_runtime_env
+    from training.worker_env import (
+        allocator_env_vars,
+        bundled_jemalloc,
+        train_worker_runtime_env,
+    )
 
     assert allocator_env_vars("system") == {} and train_worker_runtime_env("system") == {}
     if bundled_jemalloc() is None:
