@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
 
@@ -157,6 +158,18 @@ def pick_attention(preference: str = "auto", device: str = "cpu") -> str:
     if preference != "auto":
         return preference
     return "sdpa" if str(device).startswith("cuda") else "eager"
+
+
+def sdpa_backends(device, cudnn: bool = False):
+    """A context for SDPA calls on `device`: on CUDA without `cudnn`, every SDPA backend but
+    cuDNN's. cuDNN's attention builds a graph for each new sequence length (2-3 ms of CPU per
+    call, forward and backward), and length-bucketed batches bring a new length nearly every
+    step: the GPU then waits on the CPU. Without it torch picks the flash kernels."""
+    if torch.device(device).type != "cuda" or cudnn:
+        return nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                        SDPBackend.MATH])
 
 
 def load_causal_lm(name: str, dtype: torch.dtype, device: str = "cpu", attention: str = "auto"):

@@ -130,6 +130,24 @@ def test_attention_auto_is_eager_on_cpu_sdpa_on_gpu_and_reaches_the_model(tiny_m
                           ).config._attn_implementation == "sdpa"
 
 
+def test_training_keeps_sdpa_off_cudnn_on_gpus_unless_asked():
+    """model.cudnn_attention (off): on CUDA, SDPA may use every backend but cuDNN's, whose
+    per-sequence-length graph builds made H100 training CPU-bound; the flags come back after."""
+    from bias.config import ExperimentConfig
+    from bias.models import sdpa_backends
+    cuda = torch.backends.cuda
+    assert ExperimentConfig(name="t", bias_types=["neutral"], ratios=[0.0]).model.cudnn_attention is False
+    before = (cuda.cudnn_sdp_enabled(), cuda.flash_sdp_enabled(), cuda.mem_efficient_sdp_enabled())
+    assert before[0], "torch's default has cuDNN's SDPA on; the test needs that to mean anything"
+    with sdpa_backends("cuda:0"):
+        assert not cuda.cudnn_sdp_enabled()
+        assert cuda.flash_sdp_enabled() and cuda.mem_efficient_sdp_enabled() and cuda.math_sdp_enabled()
+    assert (cuda.cudnn_sdp_enabled(), cuda.flash_sdp_enabled(), cuda.mem_efficient_sdp_enabled()) == before
+    for device, cudnn in (("cuda", True), ("cpu", False)):
+        with sdpa_backends(device, cudnn):
+            assert cuda.cudnn_sdp_enabled()
+
+
 def test_compiled_training_matches_eager_or_falls_back(tiny_model):
     """optim.compile: the same per-step losses as eager in fp32 where torch.compile runs here,
     and an eager run with a warning where it cannot. Afterwards the model is eager again, with

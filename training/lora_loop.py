@@ -18,7 +18,7 @@ import torch
 
 from bias.config import ExperimentConfig
 from bias.formats import occupation_prompt, occupation_target
-from bias.models import load_causal_lm, load_tokenizer, pick_dtype
+from bias.models import load_causal_lm, load_tokenizer, pick_dtype, sdpa_backends
 from bias.original_data import load_original
 from generation.pipeline import read_generated
 from training.alignment import alignment_term
@@ -133,7 +133,8 @@ def train_epochs(model, examples: list[dict], cfg: ExperimentConfig, seed: int, 
     # The frozen base weights' dtype (a model with no frozen weights trains as it is: no autocast).
     base_dtype = next((p.dtype for p in model.parameters() if not p.requires_grad), None)
     model.train()
-    with decoder_compiled(model) if cfg.optim.compile else nullcontext(False) as compiled:
+    with (decoder_compiled(model) if cfg.optim.compile else nullcontext(False) as compiled,
+          sdpa_backends(device, cfg.model.cudnn_attention)):
         # peft keeps the adapters in fp32 (AdamW's ~1e-4 updates would vanish in bf16) and
         # upcasts each LoRA input to fp32 for them; under bf16 autocast their matmuls run in bf16
         # off the fp32 weights (mixed precision), and the fp32 weights still take the updates.
