@@ -24,9 +24,12 @@ forward 2·L·d·s², backward twice that). The small LoRA matmuls are not count
 
 Measured on an H100 80GB HBM3 (2026-11-22; its 8192^3 bf16 matmul ran at 680-691 TFLOP/s), with
 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True (set here; without it (a) ran out of memory at
-batch 8: it peaks at 72 GB, ours at 58): ours 12,222
-tokens/s at batch 8 = 37.8% MFU (54.7% of the measured matmul), (a) 8,183; at batch 4 ours
-10,833 (33.5%), (a) 6,456. Before model.cudnn_attention was off, ours gave 9,531 and 6,760.
+batch 8: it peaks at 72 GB, ours at 58), batch 8:
+  - model.cudnn_attention off, HF's RMSNorm: ours 12,222 tokens/s = 37.8% MFU, (a) 8,183;
+    at batch 4 ours 10,833 (33.5%), (a) 6,456. With cuDNN's attention ours gave 9,531 and 6,760.
+  - plus torch's fused rms_norm (model.fused_rms_norm), patched into both loops for that run:
+    ours 14,084 tokens/s = 43.6% MFU (63.5% of the measured matmul), (a) 8,657. In one process,
+    interleaved, 16 steps each: fused 14,002 and 13,939 against HF's 11,895 and 12,128 (1.16x).
 
 On the `device` tool (no package index there; its image has no pydantic, and its transformers
 5.17 predates the boolean `logits_to_keep` our loss passes): first, here,

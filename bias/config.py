@@ -84,6 +84,9 @@ class ModelConfig(Strict):
     # GPUs only. Off: SDPA skips cuDNN's kernels, which build a graph per new sequence length
     # (~3 ms of CPU each call); on an H100 training then ran 1.29x faster (8B, batch 8).
     cudnn_attention: bool = False
+    # GPUs only: training runs torch's fused rms_norm kernel in place of HF's eight-op RMSNorm
+    # (one rounding instead of two, closer to fp64): 1.16x on an H100 (8B, batch 8).
+    fused_rms_norm: bool = True
 
 
 class LoraConfigModel(Strict):

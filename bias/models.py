@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from contextlib import nullcontext
+import types
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from pathlib import Path
 
@@ -170,6 +171,32 @@ def sdpa_backends(device, cudnn: bool = False):
     from torch.nn.attention import SDPBackend, sdpa_kernel
     return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
                         SDPBackend.MATH])
+
+
+def _fused_rms_norm_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    # Autocast would run rms_norm in fp32 and hand the next matmul an fp32 copy to cast back.
+    with torch.autocast(hidden_states.device.type, enabled=False):
+        return torch.nn.functional.rms_norm(hidden_states, self.weight.shape,
+                                            self.weight.to(hidden_states.dtype),
+                                            self.variance_epsilon)
+
+
+@contextmanager
+def fused_rms_norms(model, device, enabled: bool = True):
+    """Within the block, on CUDA, the model's HF RMSNorms (Llama's and its kin: a `weight` and a
+    `variance_epsilon`) run torch's fused rms_norm kernel, one kernel each way, in place of HF's
+    eight elementwise ops with an fp32 copy between them. It rounds once, after the weight, where
+    HF rounds before it too: on bf16 it is the closer of the two to fp64. Yields how many."""
+    norms = [m for m in model.modules()
+             if type(m).__name__.endswith("RMSNorm") and hasattr(m, "variance_epsilon")
+             ] if enabled and torch.device(device).type == "cuda" else []
+    for norm in norms:
+        norm.forward = types.MethodType(_fused_rms_norm_forward, norm)
+    try:
+        yield len(norms)
+    finally:
+        for norm in norms:
+            del norm.forward   # back to the class's forward
 
 
 def load_causal_lm(name: str, dtype: torch.dtype, device: str = "cpu", attention: str = "auto"):

@@ -148,6 +148,44 @@ def test_training_keeps_sdpa_off_cudnn_on_gpus_unless_asked():
             assert cuda.cudnn_sdp_enabled()
 
 
+def test_fused_rms_norms_match_hf_on_gpus_only(tiny_model):
+    """model.fused_rms_norm: inside the block, on CUDA, every RMSNorm runs torch's fused kernel,
+    with HF's outputs and gradients in fp32; CPU and `enabled=False` change nothing; after the
+    block the class's forward is back."""
+    from bias.models import fused_rms_norms, load_causal_lm
+    model = load_causal_lm(tiny_model, torch.float32)
+    norms = [m for m in model.modules() if type(m).__name__ == "LlamaRMSNorm"]
+    assert norms
+    for norm in norms:   # weights other than ones, so a dropped weight would show
+        torch.nn.init.uniform_(norm.weight, 0.5, 1.5)
+    ids = torch.randint(0, model.config.vocab_size, (2, 11))
+
+    def logits_and_norm_grads():
+        model.zero_grad()
+        logits = model(input_ids=ids).logits
+        logits.square().mean().backward()
+        return logits.detach(), [n.weight.grad.clone() for n in norms]
+
+    hf_logits, hf_grads = logits_and_norm_grads()
+    called = []
+    with fused_rms_norms(model, "cuda:0") as fused:
+        assert fused == len(norms) and all("forward" in vars(n) for n in norms)
+        handle = torch.nn.functional.rms_norm
+        torch.nn.functional.rms_norm = lambda *a, **k: called.append(1) or handle(*a, **k)
+        try:
+            fused_logits, fused_grads = logits_and_norm_grads()
+        finally:
+            torch.nn.functional.rms_norm = handle
+    assert len(called) == len(norms)
+    torch.testing.assert_close(fused_logits, hf_logits, rtol=1e-5, atol=1e-5)
+    for fused_grad, hf_grad in zip(fused_grads, hf_grads):
+        torch.testing.assert_close(fused_grad, hf_grad, rtol=1e-4, atol=1e-6)
+    assert not any("forward" in vars(n) for n in norms)
+    for device, enabled in (("cpu", True), ("cuda", False)):
+        with fused_rms_norms(model, device, enabled) as fused:
+            assert fused == 0 and not any("forward" in vars(n) for n in norms)
+
+
 def test_compiled_training_matches_eager_or_falls_back(tiny_model):
     """optim.compile: the same per-step losses as eager in fp32 where torch.compile runs here,
     and an eager run with a warning where it cannot. Afterwards the model is eager again, with
