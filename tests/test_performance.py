@@ -185,6 +185,61 @@ def test_fused_rms_norms_match_hf_on_gpus_only(tiny_model, monkeypatch):
             assert fused == 0 and not any("forward" in vars(n) for n in norms)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_packed_frozen_linears_match_torch_and_leave_adapters_alone(tiny_model, dtype):
+    """model.packed_linears: inside the block every frozen nn.Linear (LoRA's base layers, the LM
+    head) runs on packed oneDNN weights, with torch's loss, adapter gradients and input
+    gradients; the adapters stay plain; after the block the class's forward is back and the
+    packed copies are gone. The custom op passes torch's own checks (fake shapes, autograd)."""
+    from bias.config import ExperimentConfig
+    from bias.models import load_causal_lm
+    from bias.packed_linears import _PACKED, packable, packed_frozen_linears, packed_linear
+    from training.lora_loop import lora_wrap
+    if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("no bf16 oneDNN kernels on this CPU")
+    torch.manual_seed(0)
+    cfg = ExperimentConfig(name="packed", bias_types=["neutral"], ratios=[0.0])
+    model = lora_wrap(load_causal_lm(tiny_model, dtype), cfg)
+    for name, param in model.named_parameters():   # non-zero B: adapters that change outputs
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.05)
+    frozen = [m for m in model.modules() if type(m) is torch.nn.Linear and not m.weight.requires_grad]
+    adapters = [m for m in model.modules() if type(m) is torch.nn.Linear and m.weight.requires_grad]
+    assert frozen and adapters and all(packable(m) for m in frozen)
+    ids = torch.randint(0, model.config.vocab_size, (2, 9))
+
+    def loss_and_grads():
+        model.zero_grad()
+        embeds = model.get_input_embeddings()(ids).detach().requires_grad_()
+        loss = model(inputs_embeds=embeds, labels=ids).loss
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad], \
+            embeds.grad
+
+    plain = loss_and_grads()
+    with packed_frozen_linears(model, "cpu") as packed:
+        assert packed == len(frozen) and len(_PACKED) >= packed
+        assert all("forward" in vars(m) for m in frozen)
+        assert not any("forward" in vars(m) for m in adapters)
+        calls = torch.autograd.profiler.profile()
+        with calls:
+            got = loss_and_grads()
+        names = [e.name for e in calls.function_events]
+        assert names.count("bias_inherit::packed_linear") >= 2 * len(frozen)   # forward, backward
+        x = torch.randn(3, 4, frozen[0].in_features, dtype=dtype, requires_grad=True)
+        torch.library.opcheck(packed_linear, (x, frozen[0]._packed_linear_key, False))
+    tolerance = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 2e-2, "atol": 2e-3}
+    torch.testing.assert_close(got[0], plain[0], **tolerance)
+    for got_grad, plain_grad in zip(got[1], plain[1], strict=True):
+        torch.testing.assert_close(got_grad, plain_grad, **tolerance)
+    torch.testing.assert_close(got[2], plain[2], **tolerance)
+    assert not any("forward" in vars(m) for m in frozen)
+    assert not any(m._packed_linear_key in _PACKED for m in frozen)
+    for device, enabled in (("cpu", False), ("cuda", True)):
+        with packed_frozen_linears(model, device, enabled) as packed:
+            assert packed == 0 and not any("forward" in vars(m) for m in frozen)
+
+
 def test_compiled_training_matches_eager_or_falls_back(tiny_model):
     """optim.compile: the same per-step losses as eager in fp32 where torch.compile runs here,
     and an eager run with a warning where it cannot. Afterwards the model is eager again, with

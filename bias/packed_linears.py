@@ -1,0 +1,99 @@
+"""Frozen linear layers as oneDNN matmuls on weights packed once, for CPU training.
+
+    from bias.packed_linears import packed_frozen_linears
+    with packed_frozen_linears(model, "cpu") as n:   # n frozen nn.Linears now run packed
+        loss = ...; loss.backward()                   # forward and input-gradient matmuls
+
+Why: torch's CPU matmul takes a plain [out, in] weight and oneDNN packs it into its blocked
+layout inside every call; fp32 goes to a BLAS that does worse still on this CPU. With LoRA the
+base weights never change during a run, so each can be packed once, for the forward (W) and for
+the input gradient (W^T). Measured on a 2-core Zen 5 host, 30 distinct weights in turn (cold,
+as in a step), 800 rows:
+  bf16  576->1536  742 -> 909 GFLOP/s;  1536->576  824 -> 937;  576->576  871 -> 915
+  fp32  the same shapes  ~210 -> 455-468 GFLOP/s
+and the SmolLM2 LoRA loop ran 1.07x faster eager and compiled (interleaved processes).
+
+The matmul is a custom op (`bias_inherit::packed_linear`) keyed by an int per module, so
+torch.compile traces it as one opaque call with a shape-only fake; its autograd gives the input's
+gradient from the W^T copy (frozen weights need no gradient). Costs: two packed copies of every
+frozen linear weight while the block is open (SmolLM2: ~0.5 GB in bf16).
+"""
+from __future__ import annotations
+
+import itertools
+import types
+from contextlib import contextmanager
+
+import torch
+
+# key -> (W packed for x @ W^T, W^T packed for grad @ W, out_features, in_features)
+_PACKED: dict[int, tuple[torch.Tensor, torch.Tensor, int, int]] = {}
+_KEYS = itertools.count()
+
+
+@torch.library.custom_op("bias_inherit::packed_linear", mutates_args=())
+def packed_linear(x: torch.Tensor, key: int, transposed: bool) -> torch.Tensor:
+    """x @ W^T for the weight packed under `key` (x @ W with `transposed`)."""
+    forward, backward, _, _ = _PACKED[key]
+    return torch.ops.mkldnn._linear_pointwise(x.contiguous(), backward if transposed else forward,
+                                              None, "none", [], "")
+
+
+@packed_linear.register_fake
+def _packed_linear_shape(x, key, transposed):
+    _, _, out_features, in_features = _PACKED[key]
+    return x.new_empty(*x.shape[:-1], in_features if transposed else out_features)
+
+
+def _save_key(ctx, inputs, output):
+    _, ctx.key, ctx.transposed = inputs
+
+
+def _input_gradient(ctx, grad):
+    return packed_linear(grad, ctx.key, not ctx.transposed), None, None
+
+
+packed_linear.register_autograd(_input_gradient, setup_context=_save_key)
+
+
+def _packed_forward(self, x: torch.Tensor) -> torch.Tensor:
+    if x.dtype != self.weight.dtype:   # e.g. an fp32 input under autocast: torch's own path
+        return torch.nn.functional.linear(x, self.weight, self.bias)
+    out = packed_linear(x, self._packed_linear_key, False)
+    return out if self.bias is None else out + self.bias
+
+
+def packable(module: torch.nn.Module) -> bool:
+    """A frozen plain nn.Linear (not a LoRA adapter, not peft's wrapper) on the CPU, in a dtype
+    oneDNN runs here (fp32; bf16 where the CPU has bf16 instructions)."""
+    if type(module) is not torch.nn.Linear or module.weight.requires_grad:
+        return False
+    if module.weight.device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    if module.weight.dtype == torch.bfloat16:
+        return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return module.weight.dtype == torch.float32
+
+
+@contextmanager
+def packed_frozen_linears(model: torch.nn.Module, device, enabled: bool = True):
+    """Within the block, on the CPU, every frozen nn.Linear of `model` (LoRA's base layers, the LM
+    head) runs on weights packed at entry; yields how many. The class's forward and plain
+    weights are back after it. Weights must not change inside the block (they are frozen)."""
+    linears = [m for m in model.modules() if packable(m)] \
+        if enabled and torch.device(device).type == "cpu" else []
+    for linear in linears:
+        if not hasattr(linear, "_packed_linear_key"):   # stable: a compiled graph keeps its key
+            linear._packed_linear_key = next(_KEYS)
+        weight = linear.weight.detach()
+        _PACKED[linear._packed_linear_key] = (
+            torch.ops.mkldnn._reorder_linear_weight(weight),
+            torch.ops.mkldnn._reorder_linear_weight(weight.t().contiguous()),
+            weight.shape[0], weight.shape[1])
+        linear.forward = types.MethodType(_packed_forward, linear)
+    try:
+        yield len(linears)
+    finally:
+        for linear in linears:
+            del linear.forward   # back to the class's forward
+            _PACKED.pop(linear._packed_linear_key, None)
