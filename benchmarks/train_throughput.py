@@ -48,7 +48,7 @@ from bias.config import ExperimentConfig, ResourcesConfig  # noqa: E402
 from bias.local_ray import start_local_ray  # noqa: E402
 from bias.models import (ARCHITECTURES, RANDOM_PREFIX, SMOLLM2, TINY,  # noqa: E402
                          compile_available, load_causal_lm, load_tokenizer, pick_dtype)
-from bias.packed_linears import packable, packed_frozen_linears  # noqa: E402
+from bias.packed_linears import packed_frozen_linears  # noqa: E402
 from training.lora_loop import (collate, decoder_compiled, lora_wrap,  # noqa: E402
                                 tokenize_examples, train_epochs)
 from training.token_loss import causal_lm_loss  # noqa: E402
@@ -95,11 +95,13 @@ def matmul_flops(dtype: torch.dtype, size: int = 1024, seconds: float = 2.0,
 
 
 def matmul_readings(dtype: torch.dtype, seconds: float) -> dict[str, float]:
-    """One reading of the machine's matmul rate, both ways our loops multiply: torch's matmul
-    and, where it runs, oneDNN on a packed weight (here ~1.04-1.1x torch's in bf16, ~2.3x in
-    fp32). The ceiling takes the faster, so packing cannot flatter a fraction of it."""
+    """One reading of the machine's matmul rate two ways: torch's matmul, and oneDNN on a weight
+    packed once where oneDNN runs the dtype (here ~1.04-1.1x torch's in bf16, which our loop
+    does not use, ~2.3x in fp32, which it does: bias/packed_linears.py). The ceiling takes the
+    faster, so no fraction of it is flattered by a slow reading."""
     readings = {"torch": matmul_flops(dtype, seconds=seconds)}
-    if packable(torch.nn.Linear(1, 1, bias=False, dtype=dtype).requires_grad_(False)):
+    if torch.backends.mkldnn.is_available() and (
+            dtype == torch.float32 or torch.ops.mkldnn._is_mkldnn_bf16_supported()):
         readings["packed"] = matmul_flops(dtype, seconds=seconds, packed=True)
     return readings
 
@@ -396,11 +398,14 @@ def lever_ablation(args, plain_rate: float, dtype: torch.dtype) -> dict:
         "no_length_bucketing": {"bucketed": False},
         "compile": {"compiled": True},
         "target_only_loss": {"target_only_loss": True},   # training/token_loss.py
-        "packed_linears": {"packed_linears": True},   # bias/packed_linears.py
         "jemalloc": {"env": allocator_env_vars("jemalloc")},   # training/worker_env.py
     }
     if dtype == torch.bfloat16:
         variants["fp32"] = {"dtype": torch.float32}
+        # bias/packed_linears.py: fp32 weights only (bf16 measured slower packed)
+        variants["fp32_packed_linears"] = {"dtype": torch.float32, "packed_linears": True}
+    else:
+        variants["packed_linears"] = {"packed_linears": True}
     if not compile_available():
         variants.pop("compile")
     out = {}

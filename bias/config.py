@@ -87,9 +87,9 @@ class ModelConfig(Strict):
     # GPUs only: training runs torch's fused rms_norm kernel in place of HF's eight-op RMSNorm
     # (one rounding instead of two, closer to fp64): 1.16x on an H100 (8B, batch 8).
     fused_rms_norm: bool = True
-    # CPUs only: training runs frozen linears (LoRA's base layers, the LM head) on oneDNN weights
-    # packed once per run (`bias/packed_linears.py`): 1.07x here, bf16 and compiled alike; costs
-    # two packed copies of those weights while training (SmolLM2: ~0.5 GB).
+    # CPUs, fp32 weights only: training runs frozen linears (LoRA's base layers, the LM head) on
+    # oneDNN weights packed once per run (`bias/packed_linears.py`): 1.62x for fp32 training here;
+    # costs two packed copies of those weights while training (SmolLM2: ~1 GB). bf16 is left alone.
     packed_linears: bool = True
 
 
