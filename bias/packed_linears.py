@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import types
+import warnings
 from contextlib import contextmanager
 
 import torch
@@ -59,7 +60,7 @@ packed_linear.register_autograd(_input_gradient, setup_context=_save_key)
 
 
 def _packed_forward(self, x: torch.Tensor) -> torch.Tensor:
-    if x.dtype != self.weight.dtype:   # e.g. an fp32 input under autocast: torch's own path
+    if x.dtype != self.weight.dtype:   # a caller mixing precisions: torch's own path
         return torch.nn.functional.linear(x, self.weight, self.bias)
     out = packed_linear(x, self._packed_linear_key, False)
     return out if self.bias is None else out + self.bias
@@ -80,14 +81,22 @@ def packed_frozen_linears(model: torch.nn.Module, device, enabled: bool = True):
     weights are back after it. Weights must not change inside the block (they are frozen)."""
     linears = [m for m in model.modules() if packable(m)] \
         if enabled and torch.device(device).type == "cpu" else []
+    try:
+        for linear in linears:
+            if not hasattr(linear, "_packed_linear_key"):   # stable: compiled graphs keep keys
+                linear._packed_linear_key = next(_KEYS)
+            weight = linear.weight.detach()
+            _PACKED[linear._packed_linear_key] = (
+                torch.ops.mkldnn._reorder_linear_weight(weight),
+                torch.ops.mkldnn._reorder_linear_weight(weight.t().contiguous()),
+                weight.shape[0], weight.shape[1])
+    except RuntimeError as e:   # a oneDNN build that cannot pack here: train on torch's matmul
+        warnings.warn(f"model.packed_linears: oneDNN could not pack a weight here ({e}); "
+                      "training on torch's matmul", stacklevel=3)
+        for linear in linears:
+            _PACKED.pop(getattr(linear, "_packed_linear_key", None), None)
+        linears = []
     for linear in linears:
-        if not hasattr(linear, "_packed_linear_key"):   # stable: a compiled graph keeps its key
-            linear._packed_linear_key = next(_KEYS)
-        weight = linear.weight.detach()
-        _PACKED[linear._packed_linear_key] = (
-            torch.ops.mkldnn._reorder_linear_weight(weight),
-            torch.ops.mkldnn._reorder_linear_weight(weight.t().contiguous()),
-            weight.shape[0], weight.shape[1])
         linear.forward = types.MethodType(_packed_forward, linear)
     try:
         yield len(linears)

@@ -243,6 +243,29 @@ def test_packed_frozen_linears_match_torch_and_leave_adapters_alone(tiny_model):
         assert packed == 0
 
 
+def test_packed_linears_fall_back_to_torch_with_a_warning_where_onednn_cannot_pack(tiny_model,
+                                                                                   monkeypatch):
+    """A oneDNN build that cannot pack (fault injected into the reorder): a warning, nothing
+    patched, no packed copy left behind, and the model still runs on torch's matmul."""
+    from bias.models import load_causal_lm
+    from bias.packed_linears import _PACKED, packed_frozen_linears
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("torch built without oneDNN")
+    model = load_causal_lm(tiny_model, torch.float32).requires_grad_(False)
+
+    def cannot_pack(weight):
+        raise RuntimeError("no oneDNN reorder for this weight")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight", cannot_pack)
+    before = set(_PACKED)
+    with pytest.warns(UserWarning, match="could not pack"), \
+            packed_frozen_linears(model, "cpu") as packed:
+        assert packed == 0 and set(_PACKED) == before
+        assert not any("forward" in vars(m) for m in model.modules())
+        logits = model(input_ids=torch.tensor([[1, 2, 3]])).logits
+    assert torch.isfinite(logits).all()
+
+
 def test_compiled_training_matches_eager_or_falls_back(tiny_model):
     """optim.compile: the same per-step losses as eager in fp32 where torch.compile runs here,
     and an eager run with a warning where it cannot. Afterwards the model is eager again, with
