@@ -18,6 +18,10 @@ from generation.pipeline import (OUTPUT_COLUMNS, SHARD_COLUMNS, _shard_table, ge
 from generation.prompts import make_seed_rows, preprocess
 from tests.conftest import write_config
 
+# A hang guard, as in the other Ray modules: once a placement group leaked by an earlier module
+# left 0.1 CPU free, Ray Data's preprocess tasks never ran and this module waited 15+ minutes.
+pytestmark = pytest.mark.timeout(1200)
+
 PROVENANCE = ("social_bias", "bias_type", "framing", "scope", "visibility", "group", "prompt_id",
               "prompt_version", "generator", "engine", "seed", "sampling_seed", "temperature",
               "top_p", "max_new_tokens", "strength", "persona", "task_format", "generation_key")
