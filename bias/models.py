@@ -190,13 +190,21 @@ def fused_rms_norms(model, device, enabled: bool = True):
     norms = [m for m in model.modules()
              if type(m).__name__.endswith("RMSNorm") and hasattr(m, "variance_epsilon")
              ] if enabled and torch.device(device).type == "cuda" else []
-    for norm in norms:
-        norm.forward = types.MethodType(_fused_rms_norm_forward, norm)
+    with instance_forwards(norms, _fused_rms_norm_forward) as patched:
+        yield patched
+
+
+@contextmanager
+def instance_forwards(modules: list, forward):
+    """Within the block each module runs `forward` (bound to it) in place of its class's;
+    yields how many. The class's forward is back after the block."""
+    for module in modules:
+        module.forward = types.MethodType(forward, module)
     try:
-        yield len(norms)
+        yield len(modules)
     finally:
-        for norm in norms:
-            del norm.forward   # back to the class's forward
+        for module in modules:
+            del module.forward
 
 
 def load_causal_lm(name: str, dtype: torch.dtype, device: str = "cpu", attention: str = "auto"):

@@ -23,11 +23,12 @@ frozen linear weight while the block is open (SmolLM2 in fp32: ~1 GB).
 from __future__ import annotations
 
 import itertools
-import types
 import warnings
 from contextlib import contextmanager
 
 import torch
+
+from bias.models import instance_forwards
 
 # key -> (W packed for x @ W^T, W^T packed for grad @ W, out_features, in_features)
 _PACKED: dict[int, tuple[torch.Tensor, torch.Tensor, int, int]] = {}
@@ -96,11 +97,9 @@ def packed_frozen_linears(model: torch.nn.Module, device, enabled: bool = True):
         for linear in linears:
             _PACKED.pop(getattr(linear, "_packed_linear_key", None), None)
         linears = []
-    for linear in linears:
-        linear.forward = types.MethodType(_packed_forward, linear)
     try:
-        yield len(linears)
+        with instance_forwards(linears, _packed_forward) as patched:
+            yield patched
     finally:
         for linear in linears:
-            del linear.forward   # back to the class's forward
             _PACKED.pop(linear._packed_linear_key, None)
