@@ -391,10 +391,16 @@ def test_train_throughput_quick_reports_every_figure(tiny_model, ray_local):
                 "ours_tokens_per_s", "best_tokens_per_s", "ours_over_plain",
                 "best_fraction_of_ceiling", "padding_fraction_ours", "padding_fraction_best",
                 "ours_plain_tokens_per_s", "ray_cost_ratio", "our_loop_over_plain",
-                "best_plain_tokens_per_s", "best_plain_fraction_of_ceiling", "best_ray_cost_ratio"):
+                "best_plain_tokens_per_s", "best_plain_fraction_of_ceiling", "best_ray_cost_ratio",
+                "matmuls_alone_tokens_per_s", "matmuls_alone_fraction_of_ceiling",
+                "best_fraction_of_matmuls_alone"):
         assert key in figures and math.isfinite(figures[key]), key
     assert figures["plain_tokens_per_s"] > 0 and figures["best_tokens_per_s"] > 0
     assert figures["ours_plain_tokens_per_s"] > 0
+    # The bound: the same model's matmuls alone, measured (not a fraction of anything else).
+    assert figures["matmuls_alone_tokens_per_s"] > 0
+    assert figures["best_fraction_of_matmuls_alone"] == pytest.approx(
+        figures["best_tokens_per_s"] / figures["matmuls_alone_tokens_per_s"])
     assert figures["allocator_plain"] == "system"   # (a) is a hand-rolled script: glibc
     expected = "jemalloc" if bundled_jemalloc() is not None else "system"
     assert figures["allocator_ours"] == figures["allocator_ours_plain"] == expected
