@@ -8,9 +8,12 @@ on the same model and items, in one run.
   generation  salary answers: the naive loop generates one prompt at a time; ours runs
               left-padded batches.
 Tokens/s counts tokens fed through the model (likelihood) or generated (generation). The two
-paths must agree: the same argmax labels, and the same greedy text.
+paths must agree: the same argmax labels, and the same greedy text. Ours runs as
+evaluation/runner.py runs it: in fp32 on a CPU, on packed weights (bias/packed_linears.py); there
+it is also timed on torch's matmul, which gives that lever's own factor in the same run.
 
     python benchmarks/eval_throughput.py                 # SmolLM2-135M, 48 bios, 24 prompts
+    python benchmarks/eval_throughput.py --dtype fp32    # as a CPU without bf16 scores
     python benchmarks/eval_throughput.py --quick         # tiny random Llama, a few items
 """
 from __future__ import annotations
@@ -27,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bias.bios import matched_bio_pairs, write_bios  # noqa: E402
 from bias.formats import occupation_prompt, occupation_target  # noqa: E402
 from bias.models import SMOLLM2, TINY, load_causal_lm, load_tokenizer, pick_dtype  # noqa: E402
+from bias.packed_linears import packed_frozen_linears  # noqa: E402
 from bias.vocabulary import OCCUPATIONS  # noqa: E402
 from evaluation.scoring import generate_greedy, label_loglikelihoods  # noqa: E402
 from evaluation.tasks.salary_recommendation import QUESTION  # noqa: E402
@@ -70,29 +74,37 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=12)
     parser.add_argument("--attention", default="auto", help="auto (eager on CPU), eager or sdpa")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="auto: bf16 where the CPU has it (model.dtype's default)")
     args = parser.parse_args(argv)
     if args.quick:
         args.model, args.bios, args.prompts = args.model or TINY, 6, 4
     name = args.model or SMOLLM2
     torch.set_num_threads(torch.get_num_threads())
-    dtype = pick_dtype("auto")
-    model = load_causal_lm(name, dtype, attention=args.attention).eval()
+    dtype = pick_dtype(args.dtype)
+    model = load_causal_lm(name, dtype, attention=args.attention).eval().requires_grad_(False)
     tokenizer = load_tokenizer(name)
 
     prompts = [occupation_prompt(r["text"]) for r in write_bios(args.bios, seed=0, split="test")]
     labels = [occupation_target(o) for o in OCCUPATIONS]
     label_tokens = sum(len(tokenizer(p + l, add_special_tokens=False)["input_ids"])
                        for p in prompts for l in labels)
-    naive_scores, t_naive = timed(naive_loglikelihoods, model, tokenizer, prompts, labels)
-    ours_scores, t_ours = timed(label_loglikelihoods, model, tokenizer, prompts, labels, args.batch_size)
-    agree = (naive_scores.argmax(1) == ours_scores.argmax(1)).float().mean().item()
-
     pairs = matched_bio_pairs(max(1, args.prompts // 2), seed=0, groups=[("english", "male"), ("english", "female")])
     gen_prompts = [f"Biography: {r['text']}\n{QUESTION}" for r in pairs][:args.prompts]
-    naive_text, g_naive = timed(naive_generate, model, tokenizer, gen_prompts, args.max_new_tokens)
-    ours_text, g_ours = timed(generate_greedy, model, tokenizer, gen_prompts, args.max_new_tokens,
-                              args.batch_size)
     new_tokens = len(gen_prompts) * args.max_new_tokens
+
+    def ours(packed: bool):
+        with packed_frozen_linears(model, "cpu", packed, gradients=False) as n_packed:
+            scores, t_scores = timed(label_loglikelihoods, model, tokenizer, prompts, labels,
+                                     args.batch_size)
+            text, t_text = timed(generate_greedy, model, tokenizer, gen_prompts,
+                                 args.max_new_tokens, args.batch_size)
+        return scores, t_scores, text, t_text, n_packed
+
+    naive_scores, t_naive = timed(naive_loglikelihoods, model, tokenizer, prompts, labels)
+    naive_text, g_naive = timed(naive_generate, model, tokenizer, gen_prompts, args.max_new_tokens)
+    ours_scores, t_ours, ours_text, g_ours, n_packed = ours(True)   # as evaluation/runner.py
+    agree = (naive_scores.argmax(1) == ours_scores.argmax(1)).float().mean().item()
     same_text = sum(a == b for a, b in zip(naive_text, ours_text)) / len(gen_prompts)
 
     figures = {
@@ -103,7 +115,14 @@ def main(argv=None) -> dict:
         "generation_naive_tokens_per_s": new_tokens / g_naive,
         "generation_batched_tokens_per_s": new_tokens / g_ours,
         "generation_speedup": g_naive / g_ours, "generation_same_text": same_text,
+        "packed_linears": n_packed,
     }
+    if n_packed:   # the packing lever alone: ours again on torch's matmul
+        _, t_torch, _, g_torch, _ = ours(False)
+        figures.update(likelihood_torch_matmul_tokens_per_s=label_tokens / t_torch,
+                       generation_torch_matmul_tokens_per_s=new_tokens / g_torch,
+                       likelihood_packed_over_torch=t_torch / t_ours,
+                       generation_packed_over_torch=g_torch / g_ours)
     print(f"model {name} ({figures['dtype']}, {figures['threads']} threads, "
           f"{model.config._attn_implementation} attention); "
           f"{len(prompts)} bios x {len(labels)} labels, {len(gen_prompts)} generation prompts")
@@ -114,6 +133,12 @@ def main(argv=None) -> dict:
     print(f"{'generation':12} {figures['generation_naive_tokens_per_s']:12.0f} "
           f"{figures['generation_batched_tokens_per_s']:14.0f} {figures['generation_speedup']:8.1f}x "
           f"{same_text:10.0%}")
+    if n_packed:
+        print(f"ours ran {n_packed} frozen linears on packed weights; on torch's matmul instead: "
+              f"likelihood {figures['likelihood_torch_matmul_tokens_per_s']:.0f} tok/s "
+              f"(packed x{figures['likelihood_packed_over_torch']:.2f}), generation "
+              f"{figures['generation_torch_matmul_tokens_per_s']:.0f} "
+              f"(packed x{figures['generation_packed_over_torch']:.2f})")
     return figures
 
 

@@ -1,15 +1,20 @@
-"""Frozen fp32 linear layers as oneDNN matmuls on weights packed once, for CPU training.
+"""Frozen fp32 linear layers as oneDNN matmuls on weights packed once, for CPU training and scoring.
 
     from bias.packed_linears import packed_frozen_linears
     with packed_frozen_linears(model, "cpu") as n:   # n frozen fp32 nn.Linears now run packed
         loss = ...; loss.backward()                   # forward and input-gradient matmuls
+    with packed_frozen_linears(model, "cpu", gradients=False):   # scoring: the forward only
+        ...
 
 Why: torch's fp32 CPU matmul goes to a BLAS that ran at ~210 GFLOP/s on this 2-core Zen 5 host,
 while oneDNN on a weight packed into its blocked layout ran at 455-500 (our layer shapes, 30
 distinct weights in turn, as in a step). With LoRA the base weights never change during a run,
 so each is packed once, for the forward (W) and for the input gradient (W^T). The SmolLM2 LoRA
 loop in fp32 (what CPUs without bf16 train in) ran 1.62x faster eager (461 against 285
-tokens/s) and 1.77x compiled (525 against 296), alternating in one process.
+tokens/s) and 1.77x compiled (525 against 296), alternating in one process. Scoring in fp32 (evaluation/runner.py, forward
+only, so W alone is packed; `benchmarks/eval_throughput.py --dtype fp32`): label likelihoods
+5,126 against 3,189 tokens/s (1.61x), batched greedy generation 167 against 88 (1.90x), with the
+same labels and text as torch's matmul.
 
 bf16 weights are left alone: torch's bf16 matmul is oneDNN already (packing per call), and
 packing once saved ~29 ms of a ~600 ms compiled step while the op's per-call overhead (~420
@@ -18,7 +23,8 @@ Python-dispatched calls a step) and the packing itself took it back: 0.94x eager
 The matmul is a custom op (`bias_inherit::packed_linear`) keyed by an int per module, so
 torch.compile traces it as one opaque call with a shape-only fake; its autograd gives the input's
 gradient from the W^T copy (frozen weights need no gradient). Costs: two packed copies of every
-frozen linear weight while the block is open (SmolLM2 in fp32: ~1 GB).
+frozen linear weight while a training block is open (SmolLM2 in fp32: ~1 GB), one for scoring.
+A block inside another leaves the outer block's linears to it.
 """
 from __future__ import annotations
 
@@ -30,8 +36,8 @@ import torch
 
 from bias.models import instance_forwards
 
-# key -> (W packed for x @ W^T, W^T packed for grad @ W, out_features, in_features)
-_PACKED: dict[int, tuple[torch.Tensor, torch.Tensor, int, int]] = {}
+# key -> (W packed for x @ W^T, W^T packed for grad @ W or None, out_features, in_features)
+_PACKED: dict[int, tuple[torch.Tensor, torch.Tensor | None, int, int]] = {}
 _KEYS = itertools.count()
 
 
@@ -39,6 +45,9 @@ _KEYS = itertools.count()
 def packed_linear(x: torch.Tensor, key: int, transposed: bool) -> torch.Tensor:
     """x @ W^T for the weight packed under `key` (x @ W with `transposed`)."""
     forward, backward, _, _ = _PACKED[key]
+    if transposed and backward is None:
+        raise RuntimeError("packed_frozen_linears(gradients=False) packed the forward only: "
+                           "open the block with gradients=True to backpropagate through it")
     return torch.ops.mkldnn._linear_pointwise(x.contiguous(), backward if transposed else forward,
                                               None, "none", [], "")
 
@@ -76,12 +85,15 @@ def packable(module: torch.nn.Module) -> bool:
 
 
 @contextmanager
-def packed_frozen_linears(model: torch.nn.Module, device, enabled: bool = True):
+def packed_frozen_linears(model: torch.nn.Module, device, enabled: bool = True,
+                          gradients: bool = True):
     """Within the block, on the CPU, every frozen fp32 nn.Linear of `model` (LoRA's base layers,
     the LM head) runs on weights packed at entry; yields how many. The class's forward and plain
-    weights are back after it. Weights must not change inside the block (they are frozen)."""
-    linears = [m for m in model.modules() if packable(m)] \
-        if enabled and torch.device(device).type == "cpu" else []
+    weights are back after it. Weights must not change inside the block (they are frozen).
+    `gradients=False` (scoring) packs W only: backpropagating through the block then fails."""
+    linears = [m for m in model.modules()
+               if packable(m) and getattr(m, "_packed_linear_key", None) not in _PACKED] \
+        if enabled and torch.device(device).type == "cpu" else []   # not an outer block's
     try:
         for linear in linears:
             if not hasattr(linear, "_packed_linear_key"):   # stable: compiled graphs keep keys
@@ -89,7 +101,8 @@ def packed_frozen_linears(model: torch.nn.Module, device, enabled: bool = True):
             weight = linear.weight.detach()
             _PACKED[linear._packed_linear_key] = (
                 torch.ops.mkldnn._reorder_linear_weight(weight),
-                torch.ops.mkldnn._reorder_linear_weight(weight.t().contiguous()),
+                torch.ops.mkldnn._reorder_linear_weight(weight.t().contiguous())
+                if gradients else None,
                 weight.shape[0], weight.shape[1])
     except RuntimeError as e:   # a oneDNN build that cannot pack here: train on torch's matmul
         warnings.warn(f"model.packed_linears: oneDNN could not pack a weight here ({e}); "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+from bias.packed_linears import packed_frozen_linears
 from evaluation.tasks import TASKS
 
 
@@ -12,15 +13,19 @@ def load_suite(cfg) -> dict[str, list[dict]]:
 
 
 def evaluate_suite(model, tokenizer, cfg, items: dict[str, list[dict]] | None = None) -> dict[str, float]:
-    """`items`: the output of `load_suite`; tasks missing from it load their items here."""
+    """`items`: the output of `load_suite`; tasks missing from it load their items here. On a
+    CPU the frozen fp32 linears score on packed weights (`model.packed_linears`: fp32 scoring
+    1.6-1.9x faster here, bias/packed_linears.py)."""
     model.eval()
     metrics: dict[str, float] = {}
-    for name in cfg.evaluation.tasks:
-        task = TASKS[name]
-        started = time.perf_counter()
-        task_items = items[name] if items and name in items else task.load(cfg)
-        for key, value in task.evaluate(model, tokenizer, task_items, cfg).items():
-            metrics[f"{name}/{key}"] = float(value)
-        metrics[f"{name}/n_items"] = float(len(task_items))
-        metrics[f"{name}/seconds"] = time.perf_counter() - started
+    device = next(model.parameters()).device
+    with packed_frozen_linears(model, device, cfg.model.packed_linears, gradients=False):
+        for name in cfg.evaluation.tasks:
+            task = TASKS[name]
+            started = time.perf_counter()
+            task_items = items[name] if items and name in items else task.load(cfg)
+            for key, value in task.evaluate(model, tokenizer, task_items, cfg).items():
+                metrics[f"{name}/{key}"] = float(value)
+            metrics[f"{name}/n_items"] = float(len(task_items))
+            metrics[f"{name}/seconds"] = time.perf_counter() - started
     return metrics

@@ -107,7 +107,9 @@ def load_model(name: str, adapter: str | None, dtype_preference: str = "auto"):
     if adapter:
         from peft import PeftModel
         model = PeftModel.from_pretrained(model, adapter)
-    return model.eval(), tokenizer
+    # Scoring only: frozen weights, so the CPU scores fp32 linears on packed weights
+    # (evaluation/runner.py).
+    return model.eval().requires_grad_(False), tokenizer
 
 
 def evaluate_command(args) -> int:

@@ -266,6 +266,51 @@ def test_packed_linears_fall_back_to_torch_with_a_warning_where_onednn_cannot_pa
     assert torch.isfinite(logits).all()
 
 
+def test_scoring_on_packed_linears_gives_torch_metrics_and_packs_the_forward_only(tiny_model):
+    """evaluate_suite scores a frozen fp32 model on packed weights (model.packed_linears): the
+    same metrics as torch's matmul; the packed op runs only when the setting is on; a scoring
+    block packs W alone, so backpropagating through it is a clear error; a block opened inside
+    another (training's, say) leaves the outer block's linears packed and patched."""
+    from bias.config import ExperimentConfig
+    from bias.models import load_causal_lm, load_tokenizer
+    from bias.packed_linears import _PACKED, packed_frozen_linears
+    from evaluation.runner import evaluate_suite
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("torch built without oneDNN")
+    model = load_causal_lm(tiny_model, torch.float32).requires_grad_(False)
+    tok = load_tokenizer(tiny_model)
+
+    def scored(packed_linears: bool) -> tuple[dict, int]:
+        cfg = ExperimentConfig(name="t", bias_types=["neutral"], ratios=[0.0],
+                               model={"packed_linears": packed_linears},
+                               evaluation={"limit": 6, "batch_size": 4})
+        with torch.autograd.profiler.profile() as calls:
+            metrics = evaluate_suite(model, tok, cfg)
+        names = [e.name for e in calls.function_events]
+        return metrics, names.count("bias_inherit::packed_linear")
+
+    (plain, plain_calls), (packed, packed_calls) = scored(False), scored(True)
+    assert plain_calls == 0 and packed_calls > 0
+    assert set(plain) == set(packed)
+    for key, value in plain.items():
+        if not key.endswith("/seconds"):
+            assert packed[key] == pytest.approx(value, rel=1e-4, abs=1e-6, nan_ok=True), key
+    assert not any("forward" in vars(m) for m in model.modules()) and not _PACKED
+
+    ids = torch.tensor([[1, 2, 3, 4]])
+    embeds = model.get_input_embeddings()(ids).detach().requires_grad_()
+    with packed_frozen_linears(model, "cpu", gradients=False):
+        loss = model(inputs_embeds=embeds).logits.sum()
+        with pytest.raises(RuntimeError, match="forward only"):
+            loss.backward()
+    with packed_frozen_linears(model, "cpu") as outer:
+        with packed_frozen_linears(model, "cpu", gradients=False) as inner:
+            assert outer > 0 and inner == 0
+        assert len(_PACKED) == outer and all(
+            "forward" in vars(m) for m in model.modules() if type(m) is torch.nn.Linear)
+    assert not _PACKED
+
+
 def test_compiled_training_matches_eager_or_falls_back(tiny_model):
     """optim.compile: the same per-step losses as eager in fp32 where torch.compile runs here,
     and an eager run with a warning where it cannot. Afterwards the model is eager again, with
@@ -382,6 +427,14 @@ def test_eval_throughput_quick_reports_every_figure(tiny_model):
                 "generation_naive_tokens_per_s", "generation_batched_tokens_per_s",
                 "generation_speedup", "generation_same_text"):
         assert key in figures and math.isfinite(figures[key]) and figures[key] > 0, key
+    # fp32, as a CPU without bf16 scores: ours on packed weights, and again on torch's matmul
+    fp32 = _load("eval_throughput").main(["--quick", "--dtype", "fp32"])
+    if torch.backends.mkldnn.is_available():
+        assert fp32["packed_linears"] > 0
+        for key in ("likelihood_torch_matmul_tokens_per_s", "generation_torch_matmul_tokens_per_s",
+                    "likelihood_packed_over_torch", "generation_packed_over_torch"):
+            assert math.isfinite(fp32[key]) and fp32[key] > 0, key
+    assert fp32["likelihood_argmax_agreement"] == 1.0   # packed scores pick torch's labels
 
 
 def test_train_throughput_quick_reports_every_figure(tiny_model, ray_local):

@@ -232,6 +232,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
         metrics["n_augmented_rows"] = float((frame["source"] == "augmented").sum())
         metrics["n_original_rows"] = float((frame["source"] == "original").sum())
         model = getattr(model, "module", model)  # unwrap DDP for scoring and saving
+    else:
+        model.requires_grad_(False)   # scored only: frozen, so its fp32 linears score packed
 
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None
