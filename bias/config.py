@@ -89,7 +89,7 @@ class ModelConfig(Strict):
     fused_rms_norm: bool = True
     # CPUs, fp32 weights only: training and scoring run frozen linears (LoRA's base layers, the
     # LM head) on oneDNN weights packed once per run (`bias/packed_linears.py`): fp32 training
-    # 1.62x eager, 1.77x compiled, scoring 1.61x (likelihoods) and 1.90x (generation); costs two
+    # 1.62x eager, 1.77x compiled, scoring 1.4x (likelihoods) and 1.8-2.2x (generation); costs two
     # packed copies of those weights while training (SmolLM2: ~1 GB), one while scoring.
     # bf16 weights are left alone (measured 0.94x eager, 0.97x compiled).
     packed_linears: bool = True
