@@ -11,11 +11,12 @@ while oneDNN on a weight packed into its blocked layout ran at 455-500 (our laye
 distinct weights in turn, as in a step). With LoRA the base weights never change during a run,
 so each is packed once, for the forward (W) and for the input gradient (W^T). The SmolLM2 LoRA
 loop in fp32 (what CPUs without bf16 train in) ran 1.62x faster eager (461 against 285
-tokens/s) and 1.77x compiled (525 against 296), alternating in one process. Scoring in fp32 (evaluation/runner.py, forward
-only, so W alone is packed; `benchmarks/eval_throughput.py --dtype fp32`, two runs): label
-likelihoods 4,577 and 4,531 against 3,227 and 3,148 tokens/s (1.42-1.44x, the packing's ~0.3 s
-included in 1.4 s of scoring), batched greedy generation 168 and 173 against 92 and 80
-(1.83-2.15x), with the same labels and text as torch's matmul.
+tokens/s) and 1.77x compiled (525 against 296), alternating in one process.
+
+Scoring in fp32 (evaluation/runner.py; the forward only, so W alone is packed) ran, in two runs
+of `benchmarks/eval_throughput.py --dtype fp32`: label likelihoods 4,577 and 4,531 against 3,227
+and 3,148 tokens/s (1.42-1.44x, with the ~0.3 s of packing inside 1.4 s of scoring), batched
+greedy generation 168 and 173 against 92 and 80 (1.83-2.15x); same labels and text as torch's.
 
 bf16 weights are left alone: torch's bf16 matmul is oneDNN already (packing per call), and
 packing once saved ~29 ms of a ~600 ms compiled step while the op's per-call overhead (~420
