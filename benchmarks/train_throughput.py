@@ -108,7 +108,7 @@ def matmul_readings(dtype: torch.dtype, seconds: float) -> dict[str, float]:
     return readings
 
 
-def matmuls_alone(model_name: str, dtype: torch.dtype, rows: int):
+def matmuls_alone(model: torch.nn.Module, rows: int):
     """A reader of the tokens/s of a step that did nothing but its frozen matmuls: every
     nn.Linear of the model (LoRA's base layers, the LM head) once forward (x W^T) and once for
     the input gradient (dY W), on `rows` token rows, each weight distinct as in a real step.
@@ -116,8 +116,8 @@ def matmuls_alone(model_name: str, dtype: torch.dtype, rows: int):
     (ours projects the LM head on a few rows fewer: the positions with a target), which the
     square-matmul ceiling does not tell: these shapes (K = 576 for SmolLM2) run slower than
     1024^3."""
-    weights = [m.weight.detach() for m in load_causal_lm(model_name, dtype).modules()
-               if isinstance(m, torch.nn.Linear)]
+    weights = [m.weight.detach() for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    dtype = weights[0].dtype
     inputs = {n: torch.randn(rows, n, dtype=dtype) for n in {w.shape[1] for w in weights}}
     grads = {n: torch.randn(rows, n, dtype=dtype) for n in {w.shape[0] for w in weights}}
 
@@ -333,14 +333,15 @@ def main(argv=None) -> dict:
     dtype = pick_dtype("auto")
     best_optim = best_settings() if not args.quick else {}
     peaks = [matmul_readings(dtype, seconds=0.5 if args.quick else 2.0)]
-    n_params = sum(p.numel() for p in load_causal_lm(args.model, torch.float32).parameters())
+    model = load_causal_lm(args.model, dtype)   # N for the ceiling, and the bound's weights
+    n_params = sum(p.numel() for p in model.parameters())
     plain_before = in_fresh_process(plain_loop, args)
     ours_plain_before = our_loop_process(args, {})
     best_plain_before = our_loop_process(args, best_optim)
     peaks.append(matmul_readings(dtype, seconds=0.5 if args.quick else 2.0))
     # the bound, at the rows per step the loops ran (timed tokens over steps); read here and at
     # the end, like the ceiling, and the best taken
-    read_bound = matmuls_alone(args.model, dtype, max(1, round(plain_before["tokens"] / args.steps)))
+    read_bound = matmuls_alone(model, max(1, round(plain_before["tokens"] / args.steps)))
     repeats = 2 if args.quick else 5
     bounds = [read_bound(repeats)]
     if not ray.is_initialized():
