@@ -339,7 +339,9 @@ def test_compiled_training_matches_eager_or_falls_back(tiny_model):
                                    pad_id=tok.pad_token_id, device=torch.device("cpu"),
                                    on_epoch=lambda epoch, loss, align: seen.append(loss))
         figures["warned"] = any("optim.compile" in str(w.message) for w in caught)
-        assert "forward" not in vars(model.get_base_model().get_decoder())   # eager again
+        decoder = model.get_base_model().get_decoder()
+        assert "forward" not in vars(decoder)                # eager again,
+        assert "forward" not in vars(decoder.rotary_emb)     # the rotary embedding's own too
         assert list(model.state_dict()) == names
         return seen, figures
 
