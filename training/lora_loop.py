@@ -101,9 +101,10 @@ def decoder_compiled(model):
     # The rotary embedding's cos/sin run eagerly, once per step, and enter the compiled layers as
     # inputs. Traced, inductor treats them as cheap pointwise ops and recomputes sin/cos inside
     # every kernel that applies them (q and k, 30 layers, forward and backward): ~21 ms of a
-    # ~600 ms SmolLM2 step here, against ~10 ms eager (profiled), and 1.054x tokens/s alternating
-    # in one process (1,118 vs 1,060, 6 rounds each). The break also leaves the causal mask to
-    # the first graph, so the softmax kernel reads it instead of rebuilding it.
+    # ~600 ms SmolLM2 step here, against ~10 ms eager (profiled); 1.054x and 1.031x tokens/s in
+    # two runs alternating in one process (1,118 vs 1,060 over 6 rounds, 1,176 vs 1,140 over 8).
+    # The break also leaves the causal mask to the first graph: the softmax kernel reads it
+    # instead of rebuilding it.
     rotary = getattr(decoder, "rotary_emb", None)
     if rotary is not None:
         rotary.forward = torch.compiler.disable(
