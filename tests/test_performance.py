@@ -312,9 +312,10 @@ def test_scoring_on_packed_linears_gives_torch_metrics_and_packs_the_forward_onl
 
 
 def test_compiled_training_matches_eager_or_falls_back(tiny_model):
-    """optim.compile: the same per-step losses as eager in fp32 where torch.compile runs here,
-    and an eager run with a warning where it cannot. Afterwards the model is eager again, with
-    the same parameter names (the adapter's checkpoint keys)."""
+    """optim.compile: the same per-step losses as eager in fp32 where torch.compile runs here
+    (the rotary embedding eager inside the compiled decoder), and an eager run with a warning
+    where it cannot. Afterwards the model is eager again, with the same parameter names (the
+    adapter's checkpoint keys)."""
     import warnings
 
     from bias.config import ExperimentConfig
@@ -332,14 +333,20 @@ def test_compiled_training_matches_eager_or_falls_back(tiny_model):
                                optim={"batch_size": 2, "compile": compile_on})
         model = lora_wrap(load_causal_lm(tiny_model, torch.float32), cfg)
         names = list(model.state_dict())
-        seen = []
+        decoder = model.get_base_model().get_decoder()
+        seen, rotary_eager = [], []
+
+        def on_epoch(epoch, loss, align):   # called inside the compiled block
+            seen.append(loss)
+            rotary_eager.append("forward" in vars(decoder.rotary_emb))
+
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             figures = train_epochs(model, examples, cfg, seed=0, rank=0, world=1,
                                    pad_id=tok.pad_token_id, device=torch.device("cpu"),
-                                   on_epoch=lambda epoch, loss, align: seen.append(loss))
+                                   on_epoch=on_epoch)
         figures["warned"] = any("optim.compile" in str(w.message) for w in caught)
-        decoder = model.get_base_model().get_decoder()
+        figures["rotary_eager"] = rotary_eager == [True]
         assert "forward" not in vars(decoder)                # eager again,
         assert "forward" not in vars(decoder.rotary_emb)     # the rotary embedding's own too
         assert list(model.state_dict()) == names
@@ -350,6 +357,9 @@ def test_compiled_training_matches_eager_or_falls_back(tiny_model):
     assert eager_figures["train_compiled"] == 0.0
     assert compiled_figures["train_compiled"] == float(compile_available())
     assert compiled_figures["warned"] == (not compile_available())
+    # Compiled, the rotary embedding ran eagerly (training/lora_loop.decoder_compiled)
+    assert compiled_figures["rotary_eager"] == compile_available()
+    assert not eager_figures["rotary_eager"]
     assert abs(eager[0] - compiled[0]) < 1e-4
 
 
