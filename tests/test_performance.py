@@ -537,3 +537,29 @@ def test_frozen_lm_head_gets_a_contiguous_input_when_scoring(tiny_model):
         full = model(input_ids=ids).logits[:, -1]
     assert seen == [True, True]
     assert torch.allclose(last, full, atol=1e-5)
+
+
+def test_local_cluster_runs_rays_housekeeping_timers_slower(ray_local):
+    """bias/local_ray.py: the processes of the cluster it started read the slower timers (the
+    log monitor's relisting, the agent's stats sweep), and a variable the user set wins."""
+    import os
+
+    import psutil
+
+    from bias.local_ray import LOCAL_DEFAULTS
+    session = ray_local._private.worker.global_worker.node.get_session_dir_path()
+    found = {}
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if session not in cmdline:
+            continue   # another cluster's (tests/test_scale_out.py starts its own)
+        for name in ("log_monitor.py", "dashboard/agent.py"):
+            if name in cmdline:
+                found[name] = proc.environ()
+    assert set(found) == {"log_monitor.py", "dashboard/agent.py"}, found.keys()
+    for name, env in found.items():
+        for key in LOCAL_DEFAULTS:
+            # the cluster's value is ours unless the user's environment had set it first
+            assert env.get(key) == os.environ.get(key, LOCAL_DEFAULTS[key]), (name, key)
+    assert LOCAL_DEFAULTS["LOG_NAME_UPDATE_INTERVAL_S"] == "5"
+    assert LOCAL_DEFAULTS["RAY_LOG_MONITOR_MANY_FILES_THRESHOLD"] == "0"   # else it relists every pass
