@@ -540,8 +540,8 @@ def test_frozen_lm_head_gets_a_contiguous_input_when_scoring(tiny_model):
 
 
 def test_local_cluster_runs_rays_housekeeping_timers_slower(ray_local):
-    """bias/local_ray.py: the processes of the cluster it started read the slower timers (the
-    log monitor's relisting, the agent's stats sweep), and a variable the user set wins."""
+    """bias/local_ray.py: the log monitor and dashboard agent of the cluster it started run
+    with its environment defaults (the log monitor's relisting, the agent's stats sweep)."""
     import os
 
     import psutil
