@@ -450,10 +450,8 @@ def lever_ablation(args, plain_rate: float, dtype: torch.dtype) -> dict:
     }
     if dtype == torch.bfloat16:
         variants["fp32"] = {"dtype": torch.float32}
-        # bias/packed_linears.py: fp32 weights only (bf16 measured slower packed)
         variants["fp32_packed_linears"] = {"dtype": torch.float32, "packed_linears": True}
-    else:
-        variants["packed_linears"] = {"packed_linears": True}
+    variants["packed_linears"] = {"packed_linears": True}   # bf16: the LM head alone
     if not compile_available():
         variants.pop("compile")
     out = {}

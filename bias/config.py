@@ -87,11 +87,12 @@ class ModelConfig(Strict):
     # GPUs only: training runs torch's fused rms_norm kernel in place of HF's eight-op RMSNorm
     # (one rounding instead of two, closer to fp64): 1.16x on an H100 (8B, batch 8).
     fused_rms_norm: bool = True
-    # CPUs, fp32 weights only: training and scoring run frozen linears (LoRA's base layers, the
-    # LM head) on oneDNN weights packed once per run (`bias/packed_linears.py`): fp32 training
-    # 1.62x eager, 1.77x compiled, scoring 1.4x (likelihoods) and 1.8-2.2x (generation); costs two
-    # packed copies of those weights while training (SmolLM2: ~1 GB), one while scoring.
-    # bf16 weights are left alone (measured 0.94x eager, 0.97x compiled).
+    # CPUs: training and scoring run frozen fp32 linears (LoRA's base layers, the LM head) on
+    # oneDNN weights packed once per run (`bias/packed_linears.py`): fp32 training 1.62x eager,
+    # 1.77x compiled, scoring 1.4x (likelihoods) and 1.8-2.2x (generation); costs two packed
+    # copies of those weights while training (SmolLM2: ~1 GB), one while scoring. In bf16 only
+    # the LM head is packed (compiled training 1.06x, 113 MB); the decoder's bf16 linears are
+    # left alone (measured 0.94x eager, 0.97x compiled packed).
     packed_linears: bool = True
 
 

@@ -190,7 +190,8 @@ def test_packed_frozen_linears_match_torch_and_leave_adapters_alone(tiny_model):
     the LM head) runs on packed oneDNN weights, with torch's loss, adapter gradients and input
     gradients; the adapters stay plain; after the block the class's forward is back and the
     packed copies are gone. The custom op passes torch's own checks (fake shapes, autograd).
-    bf16 weights (measured slower packed), disabled runs and GPUs are left alone."""
+    In bf16 the LM head alone is packed, with torch's outputs and input gradients to bf16's
+    precision; disabled runs and GPUs are left alone."""
     from bias.config import ExperimentConfig
     from bias.models import load_causal_lm
     from bias.packed_linears import _PACKED, packable, packed_frozen_linears, packed_linear
@@ -239,8 +240,24 @@ def test_packed_frozen_linears_match_torch_and_leave_adapters_alone(tiny_model):
     for device, enabled in (("cpu", False), ("cuda", True)):
         with packed_frozen_linears(model, device, enabled) as packed:
             assert packed == 0 and not any("forward" in vars(m) for m in frozen)
-    with packed_frozen_linears(model.to(torch.bfloat16), "cpu") as packed:
-        assert packed == 0
+    model.to(torch.bfloat16)
+    head = model.get_output_embeddings()
+    hidden = torch.randn(2, 9, head.in_features)
+
+    def head_output_and_input_gradient():
+        x = hidden.to(torch.bfloat16).requires_grad_()
+        out = head(x)
+        out.float().square().mean().backward()
+        return out.detach().float(), x.grad.float()
+
+    plain_bf16 = head_output_and_input_gradient()
+    with packed_frozen_linears(model, "cpu") as packed:
+        assert packed == 1 and "forward" in vars(head)
+        assert not any("forward" in vars(m) for m in frozen if m is not head)
+        got_bf16 = head_output_and_input_gradient()
+    for got_tensor, plain_tensor in zip(got_bf16, plain_bf16, strict=True):
+        torch.testing.assert_close(got_tensor, plain_tensor, rtol=2e-2, atol=1e-3)
+    assert "forward" not in vars(head) and head._packed_linear_key not in _PACKED
 
 
 def test_packed_linears_fall_back_to_torch_with_a_warning_where_onednn_cannot_pack(tiny_model,
