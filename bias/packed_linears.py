@@ -27,7 +27,7 @@ head's is the model's largest (SmolLM2: 49,152 x 576, 57 MB): packed once, its f
 tokens/s, alternating in one process, every pair faster). The decoder's bf16 linears stay on
 torch's matmul: packing them saved ~29 ms of a ~600 ms compiled step, and the op's per-call
 overhead (~420 Python-dispatched calls a step) and the packing took it back (0.94x eager, 0.97x
-compiled).
+compiled; again in alternating processes: 1,067 against 1,098 tokens/s, erratic).
 
 The matmul is a custom op (`bias_inherit::packed_linear`) keyed by an int per module, so
 torch.compile traces it as one opaque call with a shape-only fake; its autograd gives the input's
@@ -107,7 +107,8 @@ def packed_frozen_linears(model: torch.nn.Module, device, enabled: bool = True,
                           gradients: bool = True):
     """Within the block, on the CPU, every frozen fp32 nn.Linear of `model` (LoRA's base layers,
     the LM head), or in bf16 the LM head alone, runs on weights packed at entry; yields how
-    many. The class's forward and plain weights are back after it. Weights must not change inside the block (they are frozen).
+    many. The class's forward and plain weights are back after it. Weights must not change
+    inside the block (they are frozen).
     `gradients=False` (scoring) packs W only: backpropagating through the block then fails."""
     head = output_projection(model)
     linears = [m for m in model.modules()
