@@ -91,8 +91,8 @@ class ModelConfig(Strict):
     # oneDNN weights packed once per run (`bias/packed_linears.py`): fp32 training 1.62x eager,
     # 1.77x compiled, scoring 1.4x (likelihoods) and 1.8-2.2x (generation); costs two packed
     # copies of those weights while training (SmolLM2: ~1 GB), one while scoring. In bf16 only
-    # the LM head is packed (compiled training 1.06x, 113 MB); the decoder's bf16 linears are
-    # left alone (measured 0.94x eager, 0.97x compiled packed).
+    # the LM head is packed (compiled training 1.06x on Zen 5, 1.03x on Zen 4; 113 MB); the
+    # decoder's bf16 linears are left alone (measured 0.94x eager, 0.97x compiled packed).
     packed_linears: bool = True
 
 
