@@ -2,16 +2,17 @@
 
   (a) plain     a single-process PyTorch/peft loop (HF's own `labels=` loss, glibc malloc), each
                 batch padded to its longest row, in a fresh process without Ray; timed twice, before Ray
-                starts and beside the idle Ray cluster after the first Ray runs, and averaged
+                starts and beside the idle Ray cluster after the Ray trials, and averaged
   (b) ours      training/lora_loop.train_epochs in one Ray Train worker inside a Ray Tune trial,
                 the same settings as (a) (the config defaults, so jemalloc in the worker:
-                training/worker_env.py); timed twice, interleaved with (a), and averaged. Also
-                timed the same way in a plain process (no Ray, same allocator), which splits
-                (b)/(a) into our loop's own gain (target-only loss, jemalloc) and Ray's cost
+                training/worker_env.py); timed in two trials and averaged. Also timed the same
+                way in a plain process (b'; no Ray, same allocator), which splits (b)/(a) into our
+                loop's own gain (target-only loss, jemalloc) and Ray's cost
   (c) best      our loop with the settings that won here (best_settings), in the same Tune setup;
-                timed twice, interleaved with (a) and (b), and averaged. Also timed in a plain
-                process like (b), which splits (c)'s distance from the ceiling into the loop's
-                own and Ray's
+                timed in two trials and averaged. Also timed in a plain process (c') like (b'),
+                which splits (c)'s distance from the ceiling into the loop's own and Ray's
+The run's order is mirrored, a b' c' | b c c b | c' b' a (Ray starts at the bar; the last three
+run beside its idle cluster), so every figure's two timings average to the same point of the run.
 All use the same model, rows, LoRA config, batch size and step count, after WARMUP_STEPS untimed
 steps (torch.compile compiles there; its time is printed apart). Tokens/s counts non-pad tokens
 over the loop's wall time, batching included. The ceiling is the measured dense matmul rate of
@@ -347,14 +348,17 @@ def main(argv=None) -> dict:
     if not ray.is_initialized():
         start_local_ray(num_cpus=max(2, torch.get_num_threads()), log_to_driver=False)
     with tempfile.TemporaryDirectory() as storage:
+        # The second timings mirror the first (a b' c' | b c c b | c' b' a): this VM's speed
+        # drifts ±5-15% within a run, more than the gaps measured, and in a mirrored order each
+        # figure's mean sits at the same point of the run, so a steady drift favours none of them
         ours = in_tune(args, {}, storage)
         best = in_tune(args, best_optim, storage)
-        plain_after = in_fresh_process(plain_loop, args)   # beside the idle Ray cluster, as (b)
-        ours_plain_after = ours_plain_before if args.quick else our_loop_process(args, {})
-        best_plain_after = best_plain_before if args.quick else our_loop_process(args, best_optim)
-        # (a) and (b) twice each, interleaved: run-to-run drift here is ±5-15%, more than the gap
-        ours_again = ours if args.quick else in_tune(args, {}, storage)
         best_again = best if args.quick else in_tune(args, best_optim, storage)
+        ours_again = ours if args.quick else in_tune(args, {}, storage)
+        # beside the idle Ray cluster, as (b) and (c) ran
+        best_plain_after = best_plain_before if args.quick else our_loop_process(args, best_optim)
+        ours_plain_after = ours_plain_before if args.quick else our_loop_process(args, {})
+        plain_after = in_fresh_process(plain_loop, args)
         peaks.append(matmul_readings(dtype, seconds=0.5 if args.quick else 2.0))
         bounds.append(read_bound(repeats))
     bound = max(bounds)
