@@ -27,7 +27,9 @@ head's is the model's largest (SmolLM2: 49,152 x 576, 57 MB): packed once, its f
 tokens/s, alternating in one process, every pair faster). The decoder's bf16 linears stay on
 torch's matmul: packing them saved ~29 ms of a ~600 ms compiled step, and the op's per-call
 overhead (~420 Python-dispatched calls a step) and the packing took it back (0.94x eager, 0.97x
-compiled; again in alternating processes: 1,067 against 1,098 tokens/s, erratic).
+compiled; again in alternating processes: 1,067 against 1,098 tokens/s, erratic). On a Zen 4
+host too: 545 against 555 tokens/s compiled (ABBA in one process), though a microbenchmark
+of the decoder's shapes put the packed matmuls 10% ahead there.
 
 The matmul is a custom op (`bias_inherit::packed_linear`) keyed by an int per module, so
 torch.compile traces it as one opaque call with a shape-only fake; its autograd gives the input's
