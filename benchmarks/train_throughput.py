@@ -348,9 +348,8 @@ def main(argv=None) -> dict:
     if not ray.is_initialized():
         start_local_ray(num_cpus=max(2, torch.get_num_threads()), log_to_driver=False)
     with tempfile.TemporaryDirectory() as storage:
-        # The second timings mirror the first (a b' c' | b c c b | c' b' a): this VM's speed
-        # drifts ±5-15% within a run, more than the gaps measured, and in a mirrored order each
-        # figure's mean sits at the same point of the run, so a steady drift favours none of them
+        # Mirrored order (docstring): this VM drifts ±5-15% within a run, more than the gaps
+        # measured, and mirrored, a steady drift favours no figure
         ours = in_tune(args, {}, storage)
         best = in_tune(args, best_optim, storage)
         best_again = best if args.quick else in_tune(args, best_optim, storage)
