@@ -20,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bias.taxonomy import parse_bias_type
 
 MITIGATIONS = ("none", "token", "mask", "loss")
+# The planted-effect control sets (generation/control.py), run as two more bias types.
+CONTROL_SKEWED = "control-skewed"
+CONTROL_NULL = "control-null"
 IMPLEMENTED_MITIGATIONS = MITIGATIONS
 
 
@@ -223,6 +226,15 @@ class ThroughputConfig(Strict):
     tokens_per_example: float | None = Field(None, gt=0)
 
 
+class ControlConfig(Strict):
+    """Control sets beside the generated ones: one with a planted gender → occupation skew, and
+    its null twin (same texts, labels independent of gender). No model generates them."""
+    enabled: bool = False
+    # Share of the skewed set's rows labelled with an occupation typed for the row's gender (the
+    # rest uniformly); 1/3 of them would land there by chance. Higher: a larger planted effect.
+    skew: float = Field(0.9, ge=0.0, le=1.0)
+
+
 class TrackingConfig(Strict):
     uri: str | None = Field(None, description="default: env MLFLOW_TRACKING_URI, else sqlite")
     experiment: str | None = Field(None, description="default: the config's name")
@@ -231,7 +243,7 @@ class TrackingConfig(Strict):
 class ExperimentConfig(Strict):
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     social_bias: Literal["gender", "culture"] = "gender"
-    bias_types: list[str] = Field(..., min_length=1)
+    bias_types: list[str] = Field(default_factory=list)
     ratios: list[float] = Field(..., min_length=1)
     mitigations: list[str] = ["none"]
     seeds: list[int] = [0]
@@ -251,6 +263,7 @@ class ExperimentConfig(Strict):
     analyses: AnalysesConfig = AnalysesConfig()
     resources: ResourcesConfig = ResourcesConfig()
     throughput: ThroughputConfig = ThroughputConfig()
+    control: ControlConfig = ControlConfig()
     tracking: TrackingConfig = TrackingConfig()
     storage_path: str = Field("ray_results", description="local dir or pyarrow URI (s3://...)")
 
@@ -295,6 +308,21 @@ class ExperimentConfig(Strict):
                     f"but generation.samples_per_type={self.generation.samples_per_type}; raise "
                     f"it (malformed generations are dropped, so leave a margin)")
         return self
+
+    @model_validator(mode="after")
+    def _has_augmented_sets(self) -> "ExperimentConfig":
+        if not self.augmented_sets:
+            raise ValueError("bias_types is empty and control.enabled is false: nothing to "
+                             "augment with")
+        if self.control.enabled and self.social_bias != "gender":
+            raise ValueError("control sets plant a gender → occupation skew; they need "
+                             "social_bias: gender")
+        return self
+
+    @property
+    def augmented_sets(self) -> list[str]:
+        """Every augmented set the grid trains on: the bias types, then the control sets."""
+        return self.bias_types + ([CONTROL_SKEWED, CONTROL_NULL] if self.control.enabled else [])
 
     @property
     def experiment_name(self) -> str:

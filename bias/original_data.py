@@ -1,13 +1,14 @@
 """Original data D_o and its held-out test split: project-written bios offline, Bias in Bios on the hub.
 
-Both sources yield rows with text, occupation, gender (and culture, name where known).
+Both sources yield rows with text, counterfactual_text (the same bio with its gender cues
+swapped), occupation, gender (and culture, name where known).
 """
 from __future__ import annotations
 
 import pandas as pd
 
 from bias.bios import write_bios
-from bias.vocabulary import OCCUPATIONS
+from bias.vocabulary import OCCUPATIONS, swap_gender
 
 HUB_DATASET = "LabHC/bias_in_bios"
 # LabHC/bias_in_bios profession ids of the study's six occupations; gender 0 = male, 1 = female.
@@ -21,6 +22,7 @@ def _hub_rows(split: str, n: int, seed: int) -> pd.DataFrame:
     frame = ds.to_pandas()
     frame = frame[frame["profession"].isin(list(HUB_PROFESSION_IDS))]
     frame = pd.DataFrame({"text": frame["hard_text"],
+                          "counterfactual_text": frame["hard_text"].map(swap_gender),
                           "occupation": frame["profession"].map(HUB_PROFESSION_IDS),
                           "gender": frame["gender"].map({0: "male", 1: "female"}),
                           "culture": "", "name": ""})

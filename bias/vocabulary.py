@@ -119,6 +119,100 @@ OCCUPATION_DETAILS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+# Held-out details: only the offline test bios use them, so an occupation is never a lookup of a
+# phrase seen in training; the model must generalise from what the words mean.
+HELD_OUT_DETAILS: dict[str, dict[str, tuple[str, ...]]] = {
+    "architect": {"workplace": ("a firm that designs airports", "a landscape and building studio"),
+                  "activity": ("sketches floor plans for new museums",
+                               "oversees the blueprints of office towers",
+                               "designs bridges and pavilions"),
+                  "degree": ("building design", "architectural engineering")},
+    "dentist": {"workplace": ("an orthodontic practice", "a dental hospital"),
+                "activity": ("fits braces and crowns", "extracts wisdom teeth",
+                             "cleans and fills cavities"),
+                "degree": ("oral medicine", "orthodontics")},
+    "nurse": {"workplace": ("a maternity ward", "an emergency department"),
+              "activity": ("monitors patients' vital signs", "dresses wounds after surgery",
+                           "looks after patients on the cardiac ward"),
+              "degree": ("midwifery", "clinical nursing")},
+    "painter": {"workplace": ("an artists' cooperative", "a studio above a gallery"),
+                "activity": ("paints murals in public spaces", "mixes pigments for still lifes",
+                             "shows canvases at art fairs"),
+                "degree": ("visual arts", "studio art")},
+    "professor": {"workplace": ("a technical university", "a graduate school"),
+                  "activity": ("lectures to undergraduates", "writes grant proposals and papers",
+                               "chairs the faculty's research committee"),
+                  "degree": ("sociology", "mathematics")},
+    "software engineer": {"workplace": ("a cybersecurity company", "a data platform team"),
+                          "activity": ("writes code for web services", "debugs database queries",
+                                       "ships features to a mobile app"),
+                          "degree": ("information technology", "computer engineering")},
+}
+
+# Details that say nothing about the occupation: the offline bios use them to be ambiguous, as
+# Bias in Bios' `hard_text` (the occupation sentence removed) often is.
+GENERIC_DETAILS: dict[str, tuple[str, ...]] = {
+    "workplace": ("a mid-sized organisation in the city", "a large public institution",
+                  "a small team downtown", "an office near the river"),
+    "activity": ("works long hours during the week", "mentors younger colleagues",
+                 "volunteers at a local charity", "travels often for work",
+                 "enjoys the variety of the job"),
+    "degree": ("a general studies programme", "a two-year college course",
+               "an evening programme"),
+}
+
+# Occupations whose details overlap in meaning: an ambiguous bio borrows a detail from its pair.
+CONFUSABLE: dict[str, str] = {"architect": "painter", "painter": "architect",
+                              "dentist": "nurse", "nurse": "dentist",
+                              "professor": "software engineer", "software engineer": "professor"}
+
+# The direction of each occupation's gender stereotype: the majority gender of its workers in
+# Bias in Bios (De-Arteaga et al. 2019) and in US labour statistics. Painter and professor are
+# near parity there and carry no direction.
+OCCUPATION_GENDER_TYPING: dict[str, str | None] = {
+    "architect": "male", "dentist": "male", "software engineer": "male",
+    "nurse": "female", "painter": None, "professor": None,
+}
+
+# Word swaps for counterfactual bios whose text this project did not write (the hub's Bias in
+# Bios): each gendered word and its counterpart. "her" is either "him" or "his", see swap_gender.
+GENDER_SWAPS: dict[str, str] = {
+    "he": "she", "she": "he", "him": "her", "his": "her", "hers": "his", "himself": "herself",
+    "herself": "himself", "man": "woman", "woman": "man", "men": "women", "women": "men",
+    "mr": "ms", "ms": "mr", "mrs": "mr", "boy": "girl", "girl": "boy", "father": "mother",
+    "mother": "father", "son": "daughter", "daughter": "son", "husband": "wife", "wife": "husband",
+    "brother": "sister", "sister": "brother", "male": "female", "female": "male",
+}
+
+
+def swap_gender(text: str) -> str:
+    """The same text about a person of the other gender: gendered words and first names from
+    NAMES swapped (a name becomes the name at the same place in the other gender's list). "her"
+    becomes "his" before a word and "him" otherwise, the usual heuristic of counterfactual data
+    augmentation (Lu et al. 2020)."""
+    names = {}
+    for (culture, gender), listed in NAMES.items():
+        other = NAMES[(culture, "female" if gender == "male" else "male")]
+        for i, name in enumerate(listed):
+            names.setdefault(name, other[i % len(other)])
+
+    def word(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token in names:
+            return names[token]
+        lower = token.lower()
+        if lower == "her":
+            rest = match.string[match.end():]
+            swapped = "his" if re.match(r"\s+[A-Za-z]", rest) and not re.match(
+                r"\s+(?:and|or|to|at|in|on|for|with|as|that|because|when)\b", rest) else "him"
+        elif lower in GENDER_SWAPS:
+            swapped = GENDER_SWAPS[lower]
+        else:
+            return token
+        return swapped.capitalize() if token[0].isupper() else swapped
+    return re.sub(r"[A-Za-zÀ-ÿ]+", word, text)
+
+
 def names_for(culture: str, gender: str) -> tuple[str, ...]:
     """First names that signal `culture` x `gender`; KeyError names the valid keys."""
     try:

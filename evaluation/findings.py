@@ -1,11 +1,13 @@
 """Which metric stands for what, every test of a report, and the paper's findings checked against them.
 
-`TASK_METRICS` names, per task, the metric drawn as its curve, its bias metric (inheritance
-slopes, mitigation tests, the Pareto view) and its group metrics (the shaded band).
-`run_tests(cells)` runs every test on a cells frame (see evaluation/statistics.py) and
-Benjamini–Hochberg-adjusts them as one family; `check_findings` reads PAPER.md's headline
-directions off those tests: "agrees", "disagrees" (BH-adjusted p < α, sign as / against the
-paper), "not significant", or "not measured" (the metric is absent or too few cells to test).
+The metric map comes from the tasks' own declarations (evaluation/tasks: headline, one bias
+metric per social bias with its sign, group metrics): a culture study is judged on culture
+metrics and a gender study on gender metrics. `run_tests(cells, social_bias)` runs every test on
+a cells frame (see evaluation/statistics.py) and Benjamini–Hochberg-adjusts them as one family;
+`check_findings` reads PAPER.md's headline directions off those tests, per bias type first and
+pooled second: "agrees", "disagrees" (BH-adjusted p < α, sign as / against the paper), "not
+significant" (with the smallest effect the design could have detected), or "not measured" (the
+metric is absent, or too few seeds to test).
 
     python -m evaluation.findings          # lists the findings and the metric each maps to
 """
@@ -18,7 +20,6 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from bias.vocabulary import CULTURES, GENDERS
 from evaluation import statistics as st
 
 ALPHA = 0.05
@@ -26,62 +27,42 @@ ALPHA = 0.05
 
 class TaskMetrics(BaseModel):
     headline: str                     # the curve of the task's panel
-    bias: str                         # the gap the slopes and mitigation tests are about
+    bias: str                         # the bias metric the slopes and mitigation tests are about
     groups: tuple[str, ...] = ()      # the band spans the lowest and highest of those present
+    signed: bool = True
 
 
-def _grouped(prefix: str) -> tuple[str, ...]:
-    return tuple(f"{prefix}_{g}" for g in (*GENDERS, *CULTURES))
-
-
-TASK_METRICS: dict[str, TaskMetrics] = {
-    "occupation_classification": TaskMetrics(headline="accuracy", bias="accuracy_gap",
-                                              groups=_grouped("accuracy")),
-    "salary_recommendation": TaskMetrics(headline="mean_salary", bias="salary_gap",
-                                         groups=_grouped("mean_salary")),
-    "recruitment": TaskMetrics(headline="parity_deviation", bias="selection_gap",
-                               groups=_grouped("selection_ratio")),
-    "story_generation": TaskMetrics(headline="negative_share", bias="negative_share_gap",
-                                    groups=_grouped("negative_share")),
-    "hate_speech": TaskMetrics(headline="macro_f1", bias="macro_f1_gap",
-                               groups=_grouped("macro_f1")),
-    "toxigen": TaskMetrics(headline="macro_f1", bias="macro_f1_gap"),
-    "bbq": TaskMetrics(headline="accuracy", bias="bias_score_ambig",
-                       groups=("accuracy_ambig", "accuracy_disambig")),
-    "crows_pairs": TaskMetrics(headline="stereotype_score", bias="bias"),
-    "stereoset": TaskMetrics(headline="icat", bias="ss_gap"),
-    "winobias": TaskMetrics(headline="accuracy", bias="accuracy_gap",
-                            groups=("accuracy_pro", "accuracy_anti")),
-}
-# The bias metric the experiment-wide findings (rounds, mitigations) use: the first one present.
-PRIMARY_BIAS = ("occupation_classification/accuracy_gap", "salary_recommendation/salary_gap",
-                "recruitment/selection_gap", "story_generation/negative_share_gap")
-
-
-def task_metrics(task: str, metric_names) -> TaskMetrics | None:
-    """The task's metric map, full names; an unlisted task gets accuracy/macro-F1 and a *_gap."""
+def task_metrics(task: str, metric_names, social_bias: str) -> TaskMetrics | None:
+    """The task's declared metrics for a study of `social_bias`, full names; None when the task
+    is unknown, cannot speak to that social bias, or logged none of them."""
+    from evaluation.tasks import TASKS
     names = set(metric_names)
-    spec = TASK_METRICS.get(task)
-    if spec is None:
-        own = sorted(m.partition("/")[2] for m in names if m.startswith(task + "/"))
-        headline = next((m for m in ("accuracy", "macro_f1") if m in own), None)
-        bias = next((m for m in own if m.endswith("_gap")), None)
-        if not headline or not bias:
-            return None
-        spec = TaskMetrics(headline=headline, bias=bias)
-    full = TaskMetrics(headline=f"{task}/{spec.headline}", bias=f"{task}/{spec.bias}",
-                       groups=tuple(f"{task}/{g}" for g in spec.groups if f"{task}/{g}" in names))
+    spec = TASKS.get(task)
+    declared = spec.bias_metric(social_bias) if spec else None
+    if declared is None:
+        return None
+    full = TaskMetrics(headline=f"{task}/{spec.headline}", bias=f"{task}/{declared.name}",
+                       groups=tuple(f"{task}/{g}" for g in spec.group_metrics
+                                    if f"{task}/{g}" in names), signed=declared.signed)
     return full if full.headline in names or full.bias in names else None
 
 
-def tasks_in(metric_names) -> dict[str, TaskMetrics]:
+def tasks_in(metric_names, social_bias: str) -> dict[str, TaskMetrics]:
     tasks = sorted({m.partition("/")[0] for m in metric_names if "/" in m})
-    found = {t: task_metrics(t, metric_names) for t in tasks}
+    found = {t: task_metrics(t, metric_names, social_bias) for t in tasks}
     return {t: spec for t, spec in found.items() if spec is not None}
 
 
-def primary_bias(metric_names) -> str | None:
-    return next((m for m in PRIMARY_BIAS if m in set(metric_names)), None)
+def primary_bias(metric_names, social_bias: str) -> str | None:
+    """The experiment-wide bias metric (rounds, mitigations): the first signed bias metric
+    declared for the study's social bias, in registry order, that was logged; else the first
+    unsigned one."""
+    from evaluation.tasks import TASKS
+    names = set(metric_names)
+    present = [(t.name, t.bias_metric(social_bias)) for t in TASKS.values()]
+    present = [(task, b) for task, b in present if b and f"{task}/{b.name}" in names]
+    ordered = [p for p in present if p[1].signed] + [p for p in present if not p[1].signed]
+    return f"{ordered[0][0]}/{ordered[0][1].name}" if ordered else None
 
 
 # -- the findings ---------------------------------------------------------------------------
@@ -89,6 +70,7 @@ def primary_bias(metric_names) -> str | None:
 class Finding(BaseModel):
     claim: str
     metric: str | None = None         # None: the primary bias metric of the experiment
+    social_bias: str | None = None    # the study the claim is about (None: any)
     test: Literal["slope", "window", "drift", "mitigation", "most_robust", "not_removed"]
     expected: int = 1                 # the paper's sign of the estimate
     mitigation: str | None = None
@@ -97,15 +79,19 @@ class Finding(BaseModel):
 
 
 FINDINGS: list[Finding] = [
+    Finding(claim="Biased augmentation moves the model toward the stereotype (primary bias "
+                  "metric rises with γ)", test="slope", expected=1),
     Finding(claim="Occupation classification: majority-group (male) accuracy rises with γ",
-            metric="occupation_classification/accuracy_male", test="slope", expected=1),
+            metric="occupation_classification/accuracy_male", social_bias="gender",
+            test="slope", expected=1),
     Finding(claim="Occupation classification: minority-group (female) accuracy falls with γ",
-            metric="occupation_classification/accuracy_female", test="slope", expected=-1),
-    Finding(claim="The salary gap widens with γ",
+            metric="occupation_classification/accuracy_female", social_bias="gender",
+            test="slope", expected=-1),
+    Finding(claim="The salary gap widens with γ", social_bias="gender",
             metric="salary_recommendation/salary_gap", test="slope", expected=1),
-    Finding(claim="Recruitment shifts towards Spanish men",
+    Finding(claim="Recruitment shifts towards Spanish men", social_bias="culture",
             metric="recruitment/selection_ratio_spanish_male", test="slope", expected=1),
-    Finding(claim="Recruitment shifts away from Arabic candidates",
+    Finding(claim="Recruitment shifts away from Arabic candidates", social_bias="culture",
             metric="recruitment/selection_ratio_arabic", test="slope", expected=-1),
     Finding(claim="Directly bias-related classification drops even at low ratios (hate speech)",
             metric="hate_speech/macro_f1", test="slope", expected=-1, max_ratio=0.2),
@@ -127,21 +113,27 @@ FINDINGS: list[Finding] = [
 ]
 
 
+def findings_for(social_bias: str) -> list[Finding]:
+    return [f for f in FINDINGS if f.social_bias in (None, social_bias)]
+
+
 # -- one family of tests ----------------------------------------------------------------------
 
 @dataclass
 class Tests:
-    """Every test of a report; `p_adjusted` is BH over all rows of all four tables together."""
+    """Every test of a report; `p_adjusted` is BH over all rows of all tables together."""
     slopes: pd.DataFrame       # per metric x bias type (and pooled) x mitigation, against γ
-    paired: pd.DataFrame       # mitigation vs none per bias type x γ, and pooled
+    paired: pd.DataFrame       # |bias| under a mitigation vs none, per bias type x γ, and pooled
+    ranking: pd.DataFrame      # |bias| between two mitigations, pooled
     drift: pd.DataFrame        # against the round number
     extra: pd.DataFrame        # the findings' own tests (low-γ slopes, γ windows)
+    social_bias: str = "gender"
     alpha: float = ALPHA
     notes: list[str] = field(default_factory=list)
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        return {"slopes": self.slopes, "paired": self.paired, "drift": self.drift,
-                "extra": self.extra}
+        return {"slopes": self.slopes, "paired": self.paired, "ranking": self.ranking,
+                "drift": self.drift, "extra": self.extra}
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -149,32 +141,37 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def run_tests(cells: pd.DataFrame, alpha: float = ALPHA) -> Tests:
+def _extra_row(metric: str, test: str, result: st.SeedTest) -> dict:
+    return {"metric": metric, "test": test, "estimate": result.estimate, "ci_low": result.ci_low,
+            "ci_high": result.ci_high, "n": result.n, "p_value": result.p_value,
+            "mde": result.mde, "note": result.note}
+
+
+def run_tests(cells: pd.DataFrame, social_bias: str = "gender", alpha: float = ALPHA) -> Tests:
     names = [c for c in cells.columns if "/" in c]
-    bias_metrics = sorted({spec.bias for spec in tasks_in(names).values() if spec.bias in names})
-    slope_metrics = sorted(set(bias_metrics) | {f.metric for f in FINDINGS
+    findings = findings_for(social_bias)
+    bias_metrics = sorted({spec.bias for spec in tasks_in(names, social_bias).values()
+                           if spec.bias in names})
+    slope_metrics = sorted(set(bias_metrics) | {f.metric for f in findings
                                                 if f.test == "slope" and f.max_ratio is None
                                                 and f.metric in names})
     slopes = _concat([st.inheritance_slopes(cells, m) for m in slope_metrics])
     paired = _concat([st.mitigation_tests(cells, m) for m in bias_metrics])
+    ranking = _concat([st.mitigation_ranking(cells, m) for m in bias_metrics])
     drift = _concat([st.round_drift(cells, m) for m in bias_metrics])
     extra = []
-    for f in FINDINGS:
+    for f in findings:
         if f.metric not in names:
             continue
         if f.test == "slope" and f.max_ratio is not None:
-            low = cells[cells["ratio"] <= f.max_ratio]
-            fit = st.slope_test(st.curve_cells(low, st.POOLED, "none")["ratio"],
-                                st.curve_cells(low, st.POOLED, "none")[f.metric])
-            extra.append({"metric": f.metric, "test": f"slope γ ≤ {f.max_ratio:g}",
-                          "estimate": fit.slope, "ci_low": fit.ci_low, "ci_high": fit.ci_high,
-                          "n": fit.n, "p_value": fit.p_value})
+            low = st.curve_cells(cells[cells["ratio"] <= f.max_ratio], st.POOLED, "none")
+            extra.append(_extra_row(f.metric, f"slope γ ≤ {f.max_ratio:g}",
+                                    st.slope_test(low, f.metric)))
         elif f.test == "window":
-            w = st.ratio_window_test(cells, f.metric, *f.window)
-            extra.append({"metric": f.metric, "test": f"γ {f.window[0]:g}–{f.window[1]:g} vs 0",
-                          "estimate": w.mean_diff, "ci_low": np.nan, "ci_high": np.nan,
-                          "n": w.n_pairs, "p_value": w.p_value})
-    tests = Tests(slopes=slopes, paired=paired, drift=drift, extra=pd.DataFrame(extra), alpha=alpha)
+            extra.append(_extra_row(f.metric, f"γ {f.window[0]:g}–{f.window[1]:g} vs 0",
+                                    st.ratio_window_test(cells, f.metric, *f.window)))
+    tests = Tests(slopes=slopes, paired=paired, ranking=ranking, drift=drift,
+                  extra=pd.DataFrame(extra), social_bias=social_bias, alpha=alpha)
     family = [t for t in tests.tables().values() if not t.empty]
     adjusted = st.bh_adjust(np.concatenate([t["p_value"].to_numpy(float) for t in family])
                             if family else [])
@@ -191,9 +188,12 @@ class Verdict(BaseModel):
     claim: str
     metric: str
     test: str
+    bias_type: str = st.POOLED
     estimate: float = np.nan
     p_adjusted: float = np.nan
+    mde: float = np.nan               # the smallest effect the test could have detected
     verdict: Literal["agrees", "disagrees", "not significant", "not measured"]
+    note: str = ""
 
 
 def _verdict(estimate: float, p_adjusted: float, expected: int, alpha: float) -> str:
@@ -204,88 +204,108 @@ def _verdict(estimate: float, p_adjusted: float, expected: int, alpha: float) ->
     return "agrees" if np.sign(estimate) == expected else "disagrees"
 
 
-def _row(frame: pd.DataFrame, **match) -> pd.Series | None:
+def _rows(frame: pd.DataFrame, **match) -> pd.DataFrame:
     if frame.empty:
-        return None
+        return frame
     hit = frame
     for key, value in match.items():
         hit = hit[hit[key] == value]
-    return None if hit.empty else hit.iloc[0]
+    return hit
+
+
+def _from_row(f: Finding, metric: str, label: str, row: pd.Series | None, est: str,
+              alpha: float, bias_type: str = st.POOLED) -> Verdict:
+    if row is None:
+        return Verdict(claim=f.claim, metric=metric, test=label, bias_type=bias_type,
+                       verdict="not measured")
+    note = str(row.get("note") or "")
+    return Verdict(claim=f.claim, metric=metric, test=label, bias_type=bias_type,
+                   estimate=row[est], p_adjusted=row["p_adjusted"], mde=row.get("mde", np.nan),
+                   verdict=_verdict(row[est], row["p_adjusted"], f.expected, alpha), note=note)
 
 
 def check_findings(tests: Tests, metric_names) -> list[Verdict]:
+    """One verdict per finding and bias type (slopes: each bias type, then pooled)."""
     names = set(metric_names)
-    primary = primary_bias(names)
+    primary = primary_bias(names, tests.social_bias)
     out = []
-    for f in FINDINGS:
+    for f in findings_for(tests.social_bias):
         metric = f.metric or primary
         if metric is None or metric not in names:
             out.append(Verdict(claim=f.claim, metric=metric or "(no bias metric)", test=f.test,
                                verdict="not measured"))
             continue
-        row, label = None, f.test
         if f.test == "slope" and f.max_ratio is None:
-            row = _row(tests.slopes, metric=metric, bias_type=st.POOLED, mitigation="none")
-            label, est = "slope vs γ, all bias types, mitigation none", "slope"
+            rows = _rows(tests.slopes, metric=metric, mitigation="none")
+            label = "mean per-seed slope vs γ, mitigation none"
+            ordered = ([r for _, r in rows.iterrows() if r["bias_type"] != st.POOLED]
+                       + [r for _, r in rows.iterrows() if r["bias_type"] == st.POOLED])
+            out += [_from_row(f, metric, label, r, "slope", tests.alpha, r["bias_type"])
+                    for r in ordered] or [_from_row(f, metric, label, None, "slope", tests.alpha)]
         elif f.test in ("slope", "window"):
-            row = _row(tests.extra, metric=metric)
-            label, est = (row["test"] if row is not None else f.test), "estimate"
+            rows = _rows(tests.extra, metric=metric)
+            row = rows.iloc[0] if len(rows) else None
+            out.append(_from_row(f, metric, row["test"] if row is not None else f.test, row,
+                                 "estimate", tests.alpha))
         elif f.test == "drift":
-            row = _row(tests.drift, metric=metric)
-            label, est = "slope vs round", "slope"
+            rows = _rows(tests.drift, metric=metric)
+            out.append(_from_row(f, metric, "mean per-seed slope vs round",
+                                 rows.iloc[0] if len(rows) else None, "slope", tests.alpha))
         elif f.test == "mitigation":
-            row = _row(tests.paired, metric=metric, bias_type=st.POOLED, mitigation=f.mitigation)
-            label, est = f"paired t-test {f.mitigation} − none, pooled", "mean_diff"
+            rows = _rows(tests.paired, metric=metric, bias_type=st.POOLED, mitigation=f.mitigation)
+            out.append(_from_row(f, metric, f"|bias| {f.mitigation} − none, per seed, pooled",
+                                 rows.iloc[0] if len(rows) else None, "mean_diff", tests.alpha))
         elif f.test == "most_robust":
             out.append(_most_robust(f, tests, metric))
-            continue
         else:
             out.append(_not_removed(f, tests, metric))
-            continue
-        if row is None:
-            out.append(Verdict(claim=f.claim, metric=metric, test=label, verdict="not measured"))
-            continue
-        out.append(Verdict(claim=f.claim, metric=metric, test=label, estimate=row[est],
-                           p_adjusted=row["p_adjusted"],
-                           verdict=_verdict(row[est], row["p_adjusted"], f.expected, tests.alpha)))
     return out
 
 
 def _most_robust(f: Finding, tests: Tests, metric: str) -> Verdict:
-    """Agrees: loss has the largest significant reduction; disagrees: another mitigation
-    reduces significantly more than loss does; otherwise not significant."""
-    label = "pooled paired tests: loss vs the other mitigations"
-    p = tests.paired
-    pooled = p[(p["bias_type"] == st.POOLED) & (p["metric"] == metric)] if not p.empty else p
-    if pooled.empty or "loss" not in set(pooled["mitigation"]) or len(pooled) < 2:
-        return Verdict(claim=f.claim, metric=metric, test=label, verdict="not measured")
-    loss = pooled[pooled["mitigation"] == "loss"].iloc[0]
-    others = pooled[pooled["mitigation"] != "loss"]
-    significant = others[(others["p_adjusted"] < tests.alpha) & (others["mean_diff"] < loss["mean_diff"])]
-    if not significant.empty:
+    """Agrees: loss reduces |bias| against none, and leaves significantly less |bias| than every
+    other mitigation in the pairwise tests; disagrees: another mitigation leaves significantly
+    less than loss; otherwise not significant. Rankings of point estimates decide nothing."""
+    label = "pairwise |bias|: loss vs each other mitigation, per seed"
+    loss = _rows(tests.paired, metric=metric, bias_type=st.POOLED, mitigation="loss")
+    ranking = tests.ranking
+    pairs = (ranking[(ranking["metric"] == metric)
+                     & ((ranking["mitigation"] == "loss") | (ranking["versus"] == "loss"))]
+             if not ranking.empty else ranking)
+    if loss.empty or pairs.empty:
+        return Verdict(claim=f.claim, metric=metric, test=label, verdict="not measured",
+                       note="needs loss and at least one other mitigation")
+    # Orient every pair as loss − other.
+    diffs = np.where(pairs["mitigation"] == "loss", 1.0, -1.0) * pairs["mean_diff"].to_numpy()
+    p_adj = pairs["p_adjusted"].to_numpy(float)
+    significant = np.isfinite(p_adj) & (p_adj < tests.alpha)
+    loss_row = loss.iloc[0]
+    beats_none = loss_row["p_adjusted"] < tests.alpha and loss_row["mean_diff"] < 0
+    if (significant & (diffs > 0)).any():
         verdict = "disagrees"
-    elif loss["p_adjusted"] < tests.alpha and loss["mean_diff"] < 0 \
-            and (loss["mean_diff"] <= others["mean_diff"]).all():
+    elif beats_none and (significant & (diffs < 0)).all():
         verdict = "agrees"
+    elif not np.isfinite(p_adj).any():
+        verdict = "not measured"
     else:
         verdict = "not significant"
-    return Verdict(claim=f.claim, metric=metric, test=label, estimate=loss["mean_diff"],
-                   p_adjusted=loss["p_adjusted"], verdict=verdict)
+    worst = int(np.nanargmax(np.where(np.isfinite(p_adj), p_adj, -1)))
+    return Verdict(claim=f.claim, metric=metric, test=label, estimate=float(diffs[worst]),
+                   p_adjusted=float(p_adj[worst]), mde=float(pairs["mde"].iloc[worst]),
+                   verdict=verdict)
 
 
 def _not_removed(f: Finding, tests: Tests, metric: str) -> Verdict:
     """Judged on the mitigation with the flattest pooled slope: still significantly > 0 agrees,
     significantly < 0 (inheritance reversed, not kept) disagrees."""
-    label = "flattest slope vs γ among the mitigations, pooled"
+    label = "flattest mean per-seed slope vs γ among the mitigations, pooled"
     s = tests.slopes
     rows = s[(s["metric"] == metric) & (s["bias_type"] == st.POOLED) & (s["mitigation"] != "none")
              & s["slope"].notna()] if not s.empty else s
     if rows.empty:
         return Verdict(claim=f.claim, metric=metric, test=label, verdict="not measured")
-    flat = rows.loc[rows["slope"].idxmin()]
-    return Verdict(claim=f.claim, metric=metric, test=f"{label} ({flat['mitigation']})",
-                   estimate=flat["slope"], p_adjusted=flat["p_adjusted"],
-                   verdict=_verdict(flat["slope"], flat["p_adjusted"], f.expected, tests.alpha))
+    flat = rows.loc[rows["slope"].abs().idxmin()]
+    return _from_row(f, metric, f"{label} ({flat['mitigation']})", flat, "slope", tests.alpha)
 
 
 if __name__ == "__main__":

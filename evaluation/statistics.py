@@ -1,4 +1,4 @@
-"""Statistics for the report: per-cell bootstrap CIs, mitigation tests, inheritance slopes, BH.
+"""Statistics for the report, with the seed as the unit of replication.
 
 Pure functions on a *cells frame*: one row per finished cell with the columns bias_type, ratio,
 mitigation, seed, round and one column per metric (`<task>/<metric>`). `ray_jobs/report.py`
@@ -6,17 +6,24 @@ builds that frame from MLflow; nothing here reads MLflow or imports ray_jobs.
 
     python -m evaluation.statistics            # prints the tests on a small planted example
 
-Methods (stated in the report as well):
-  cell mean ± CI   mean over seeds, 95% percentile bootstrap of the mean (2,000 resamples,
-                   numpy default_rng(0), so a report is reproducible); no CI with one seed
-  mitigation test  paired t-test (scipy.stats.ttest_rel) of mitigation vs `none` at the same γ
-                   and bias type, pairs matched by seed; the pooled test pairs by (bias type, γ, seed)
-  inheritance      OLS slope of a metric against γ over the per-seed cells (γ = 0 is the shared
-  coefficient      original-only cell), scipy.stats.linregress; CI = slope ± t(0.975, n-2) · SE,
-                   p = linregress' two-sided t-test of slope = 0
-  round drift      the same OLS slope against the round number (multi-round cells)
+Cells of one seed share their original data, their γ = 0 cell and their training randomness, so
+they are not independent: every test first reduces each seed to one number and then tests
+across seeds (df = seeds − 1). With fewer than MIN_SEEDS seeds nothing is tested and the row
+says "too few seeds". Methods (stated in the report as well):
+  cell mean ± CI   mean over seeds, t-interval (mean ± t(0.975, n−1)·s/√n)
+  inheritance      per seed, the OLS slope of the metric against γ over that seed's cells (the
+  coefficient      shared γ = 0 cell included; pooled = all bias types of the seed in one fit);
+                   estimate = mean of the per-seed slopes, one-sample t-test and t-interval
+  mitigation test  per seed, |bias| under the mitigation − |bias| under none at the same γ and
+                   bias type (pooled: averaged over bias types and γ within the seed first);
+                   one-sample t-test across seeds. Reducing bias = moving |bias| toward zero,
+                   so an over-correction that flips the sign does not count as success
+  ranking          the same per-seed |bias| differences between two mitigations, pairwise
+  round drift      per-seed slope against the round number (multi-round cells)
+  mde              the smallest true effect the test detects with 80% power at α = 0.05 (two
+                   sided), from the observed spread across seeds: (t(0.975) + t(0.8))·s/√n
   multiplicity     Benjamini–Hochberg (scipy.stats.false_discovery_control) over every p-value of
-                   one report: slopes, paired tests and drifts together
+                   one report
 """
 from __future__ import annotations
 
@@ -28,10 +35,12 @@ from pydantic import BaseModel
 from scipy import stats
 
 LEVEL = 0.95
-N_BOOT = 2000
-BOOT_SEED = 0
+ALPHA = 0.05
+POWER = 0.8
+MIN_SEEDS = 3
 ORIGINAL_ONLY = "original-only"   # the γ = 0 cell's bias type (training/grid.py)
 POOLED = "all"                    # a test over every bias type at once
+TOO_FEW_SEEDS = f"too few seeds (fewer than {MIN_SEEDS})"
 NAN = math.nan
 
 
@@ -42,69 +51,87 @@ class Interval(BaseModel):
     n: int
 
 
-class Slope(BaseModel):
-    n: int
-    slope: float
-    intercept: float
+class SeedTest(BaseModel):
+    """A one-sample t-test of per-seed values against zero."""
+    n: int                 # seeds
+    estimate: float        # mean of the per-seed values
     stderr: float
     ci_low: float
     ci_high: float
-    p_value: float
-
-
-class Paired(BaseModel):
-    n_pairs: int
-    mean_diff: float
     statistic: float
     p_value: float
+    mde: float             # minimum detectable effect (80% power, two-sided α)
+    note: str = ""
 
 
-def bootstrap_ci(values, level: float = LEVEL, n_boot: int = N_BOOT,
-                 seed: int = BOOT_SEED) -> Interval:
-    """Mean and percentile-bootstrap CI of the mean; NaNs are dropped, n < 2 has no interval."""
+def mean_ci(values, level: float = LEVEL) -> Interval:
+    """Mean and t-interval over the finite values; n < 2 has no interval."""
     x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
     if x.size == 0:
         return Interval(mean=NAN, low=NAN, high=NAN, n=0)
     if x.size == 1:
         return Interval(mean=float(x[0]), low=NAN, high=NAN, n=1)
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return Interval(mean=float(x.mean()), low=float(low), high=float(high), n=int(x.size))
+    half = stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
+    return Interval(mean=float(x.mean()), low=float(x.mean() - half),
+                    high=float(x.mean() + half), n=int(x.size))
 
 
-def slope_test(x, y, level: float = LEVEL) -> Slope:
-    """OLS slope of y on x with a t-based CI; NaN figures when fewer than 3 points or one x;
-    slope 0 with p = 1 when y does not vary (linregress would give 0/0)."""
+def minimum_detectable_effect(sd: float, n: int, alpha: float = ALPHA,
+                              power: float = POWER) -> float:
+    """Smallest true mean a two-sided one-sample t-test over n values of spread `sd` detects
+    with probability `power` (the usual normal-approximation form with t quantiles)."""
+    if n < 2 or not np.isfinite(sd):
+        return NAN
+    df = n - 1
+    return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * sd / math.sqrt(n))
+
+
+def seed_test(per_seed, level: float = LEVEL, min_seeds: int = MIN_SEEDS) -> SeedTest:
+    """One-sample t-test of per-seed values against 0 (finite values only)."""
+    x = np.asarray([v for v in per_seed if v is not None and np.isfinite(v)], dtype=float)
+    n = int(x.size)
+    estimate = float(x.mean()) if n else NAN
+    if n < min_seeds:
+        return SeedTest(n=n, estimate=estimate, stderr=NAN, ci_low=NAN, ci_high=NAN,
+                        statistic=NAN, p_value=NAN, mde=NAN, note=TOO_FEW_SEEDS)
+    sd = float(x.std(ddof=1))
+    if sd == 0.0:
+        if estimate == 0.0:   # e.g. a saturated accuracy: no effect in any seed
+            return SeedTest(n=n, estimate=0.0, stderr=0.0, ci_low=0.0, ci_high=0.0,
+                            statistic=0.0, p_value=1.0, mde=0.0)
+        return SeedTest(n=n, estimate=estimate, stderr=0.0, ci_low=estimate, ci_high=estimate,
+                        statistic=NAN, p_value=NAN, mde=0.0,
+                        note="identical in every seed: no spread to test against")
+    se = sd / math.sqrt(n)
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * se
+    result = stats.ttest_1samp(x, 0.0)
+    return SeedTest(n=n, estimate=estimate, stderr=se, ci_low=estimate - half,
+                    ci_high=estimate + half, statistic=float(result.statistic),
+                    p_value=float(result.pvalue), mde=minimum_detectable_effect(sd, n))
+
+
+def ols_slope(x, y) -> float:
+    """OLS slope of y on x over the finite pairs; NaN with fewer than two distinct x."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
-    if x.size < 3 or np.unique(x).size < 2:
-        return Slope(n=int(x.size), slope=NAN, intercept=NAN, stderr=NAN, ci_low=NAN,
-                     ci_high=NAN, p_value=NAN)
-    if np.ptp(y) == 0:   # a flat curve (e.g. a saturated accuracy): slope 0, nothing to test
-        return Slope(n=int(x.size), slope=0.0, intercept=float(y[0]), stderr=0.0, ci_low=0.0,
-                     ci_high=0.0, p_value=1.0)
-    fit = stats.linregress(x, y)
-    half = stats.t.ppf(0.5 + level / 2, x.size - 2) * fit.stderr
-    return Slope(n=int(x.size), slope=float(fit.slope), intercept=float(fit.intercept),
-                 stderr=float(fit.stderr), ci_low=float(fit.slope - half),
-                 ci_high=float(fit.slope + half), p_value=float(fit.pvalue))
+    if x.size < 2 or np.unique(x).size < 2:
+        return NAN
+    xc = x - x.mean()
+    return float(xc @ (y - y.mean()) / (xc @ xc))
 
 
-def paired_test(treated: pd.Series, control: pd.Series) -> Paired:
-    """Paired t-test of treated - control on the index keys both have (finite values only)."""
-    both = pd.concat({"t": treated, "c": control}, axis=1).dropna()
-    if len(both) < 2:
-        diff = float((both["t"] - both["c"]).mean()) if len(both) else NAN
-        return Paired(n_pairs=len(both), mean_diff=diff, statistic=NAN, p_value=NAN)
-    diff = both["t"] - both["c"]
-    if np.allclose(diff, diff.iloc[0]):   # a constant difference has no variance to test
-        return Paired(n_pairs=len(both), mean_diff=float(diff.iloc[0]), statistic=NAN, p_value=NAN)
-    result = stats.ttest_rel(both["t"], both["c"])
-    return Paired(n_pairs=len(both), mean_diff=float(diff.mean()),
-                  statistic=float(result.statistic), p_value=float(result.pvalue))
+def seed_slopes(cells: pd.DataFrame, metric: str, x: str = "ratio") -> pd.Series:
+    """Per seed, the OLS slope of `metric` against column `x` over that seed's cells."""
+    if metric not in cells or cells.empty:
+        return pd.Series(dtype=float)
+    return cells.groupby("seed").apply(lambda g: ols_slope(g[x], g[metric]),
+                                       include_groups=False).astype(float)
+
+
+def slope_test(cells: pd.DataFrame, metric: str, x: str = "ratio") -> SeedTest:
+    """Mean per-seed slope of `metric` against `x`, tested across seeds."""
+    return seed_test(seed_slopes(cells, metric, x).tolist())
 
 
 def bh_adjust(p_values) -> np.ndarray:
@@ -144,70 +171,113 @@ def mitigations(cells: pd.DataFrame) -> list[str]:
 
 def summarize(cells: pd.DataFrame, metric: str,
               by: tuple[str, ...] = ("bias_type", "ratio", "mitigation")) -> pd.DataFrame:
-    """Mean and bootstrap CI over seeds per group of `by`."""
+    """Mean and t-interval over seeds per group of `by`."""
     if metric not in cells or cells.empty:
         return pd.DataFrame(columns=[*by, "metric", "n", "mean", "ci_low", "ci_high"])
     rows = []
     for key, group in cells.groupby(list(by), sort=True):
-        ci = bootstrap_ci(group[metric].tolist())
+        ci = mean_ci(group[metric].tolist())
         rows.append({**dict(zip(by, key)), "metric": metric, "n": ci.n, "mean": ci.mean,
                      "ci_low": ci.low, "ci_high": ci.high})
     return pd.DataFrame(rows)
 
 
+def _slope_row(test: SeedTest) -> dict:
+    return {"n": test.n, "slope": test.estimate, "stderr": test.stderr, "ci_low": test.ci_low,
+            "ci_high": test.ci_high, "p_value": test.p_value, "mde": test.mde, "note": test.note}
+
+
 def inheritance_slopes(cells: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Slope of `metric` against γ per bias type (and pooled) x mitigation."""
+    """Slope of `metric` against γ per bias type (and pooled) x mitigation; per bias type first."""
     rows = []
     if metric not in cells:
         return pd.DataFrame(rows)
     for mitigation in mitigations(cells):
         for bias_type in [*bias_types(cells), POOLED]:
             curve = curve_cells(cells, bias_type, mitigation)
-            fit = slope_test(curve["ratio"], curve[metric])
             rows.append({"metric": metric, "bias_type": bias_type, "mitigation": mitigation,
-                         **fit.model_dump()})
+                         **_slope_row(slope_test(curve, metric))})
     return pd.DataFrame(rows)
 
 
+def _paired_row(test: SeedTest, signed: float) -> dict:
+    return {"n_pairs": test.n, "mean_diff": test.estimate, "signed_diff": signed,
+            "statistic": test.statistic, "ci_low": test.ci_low, "ci_high": test.ci_high,
+            "p_value": test.p_value, "mde": test.mde, "note": test.note}
+
+
+def _per_seed_difference(grid: pd.DataFrame, metric: str, treated: str, control: str,
+                         magnitude: bool = True) -> pd.Series:
+    """Per seed, the mean over matched (bias type, γ) of f(treated) − f(control), f = |·| or
+    the identity."""
+    keyed = grid.set_index(["bias_type", "ratio", "seed"])[["mitigation", metric]]
+    a = keyed[keyed["mitigation"] == treated][metric]
+    b = keyed[keyed["mitigation"] == control][metric]
+    both = pd.concat({"a": a, "b": b}, axis=1).dropna()
+    if magnitude:
+        both = both.abs()
+    return (both["a"] - both["b"]).groupby(level="seed").mean()
+
+
 def mitigation_tests(cells: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Each mitigation against `none` at the same γ and bias type (pairs: seeds), and pooled
-    over every bias type and γ > 0 (pairs: bias type, γ, seed)."""
+    """Each mitigation against `none`: per bias type and γ (a seed's difference is one pair),
+    and pooled (each seed's differences averaged over bias types and γ first). The test is on
+    |bias|: mean_diff < 0 means the mitigation moved the bias toward zero."""
     rows = []
     if metric not in cells:
         return pd.DataFrame(rows)
     grid = cells[(cells["round"] == 0) & (cells["ratio"] > 0)]
-    keyed = grid.set_index(["bias_type", "ratio", "seed"])
-    control = keyed[keyed["mitigation"] == "none"][metric]
     for mitigation in mitigations(cells)[1:]:
-        treated = keyed[keyed["mitigation"] == mitigation][metric]
-        for (bias_type, ratio), part in treated.groupby(level=["bias_type", "ratio"]):
-            base = control[(control.index.get_level_values("bias_type") == bias_type)
-                           & (control.index.get_level_values("ratio") == ratio)]
-            test = paired_test(part.droplevel([0, 1]), base.droplevel([0, 1]))
+        for (bias_type, ratio), part in grid.groupby(["bias_type", "ratio"], sort=True):
+            diff = _per_seed_difference(part, metric, mitigation, "none")
+            signed = _per_seed_difference(part, metric, mitigation, "none", magnitude=False)
+            if diff.empty:
+                continue
             rows.append({"metric": metric, "bias_type": bias_type, "ratio": float(ratio),
-                         "mitigation": mitigation, **test.model_dump()})
-        rows.append({"metric": metric, "bias_type": POOLED, "ratio": NAN,
-                     "mitigation": mitigation, **paired_test(treated, control).model_dump()})
+                         "mitigation": mitigation,
+                         **_paired_row(seed_test(diff.tolist()), float(signed.mean()))})
+        diff = _per_seed_difference(grid, metric, mitigation, "none")
+        signed = _per_seed_difference(grid, metric, mitigation, "none", magnitude=False)
+        rows.append({"metric": metric, "bias_type": POOLED, "ratio": NAN, "mitigation": mitigation,
+                     **_paired_row(seed_test(diff.tolist()),
+                                   float(signed.mean()) if len(signed) else NAN)})
+    return pd.DataFrame(rows)
+
+
+def mitigation_ranking(cells: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Every pair of mitigations (none left out), pooled per seed as in `mitigation_tests`:
+    mean_diff < 0 means `mitigation` leaves less |bias| than `versus`."""
+    rows = []
+    if metric not in cells:
+        return pd.DataFrame(rows)
+    grid = cells[(cells["round"] == 0) & (cells["ratio"] > 0)]
+    others = mitigations(cells)[1:]
+    for i, a in enumerate(others):
+        for b in others[i + 1:]:
+            diff = _per_seed_difference(grid, metric, a, b)
+            rows.append({"metric": metric, "mitigation": a, "versus": b,
+                         **_paired_row(seed_test(diff.tolist()), NAN)})
     return pd.DataFrame(rows)
 
 
 def round_drift(cells: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Slope of `metric` against the round number over the multi-round cells."""
+    """Per-seed slope of `metric` against the round number over the multi-round cells."""
     rounds = cells[cells["round"] > 0]
     if metric not in cells or rounds.empty:
         return pd.DataFrame()
-    return pd.DataFrame([{"metric": metric, **slope_test(rounds["round"], rounds[metric]).model_dump()}])
+    return pd.DataFrame([{"metric": metric, **_slope_row(slope_test(rounds, metric, x="round"))}])
 
 
-def ratio_window_test(cells: pd.DataFrame, metric: str, low: float, high: float) -> Paired:
+def ratio_window_test(cells: pd.DataFrame, metric: str, low: float, high: float) -> SeedTest:
     """Cells with γ in [low, high] (mitigation none, mean over bias types and γ per seed) against
     the γ = 0 cell of the same seed: does a little augmentation help or hurt?"""
     grid = cells[(cells["round"] == 0) & (cells["mitigation"] == "none")]
     if metric not in grid:
-        return Paired(n_pairs=0, mean_diff=NAN, statistic=NAN, p_value=NAN)
+        return seed_test([])
     window = grid[(grid["ratio"] >= low) & (grid["ratio"] <= high) & (grid["ratio"] > 0)]
     zero = grid[grid["ratio"] == 0.0]
-    return paired_test(window.groupby("seed")[metric].mean(), zero.groupby("seed")[metric].mean())
+    diff = (window.groupby("seed")[metric].mean() - zero.groupby("seed")[metric].mean()).dropna()
+    return seed_test(diff.tolist())
 
 
 def _demo() -> None:

@@ -55,7 +55,7 @@ def run_command(config: str, overrides: list[str], address: str | None,
         parent_run_id = run_experiment(cfg, address=address, tracking_uri=tracking_uri)
         uri = resolve_tracking_uri(cfg.tracking.uri, tracking_uri)
         print_results(cfg.experiment_name, uri, parent_run_id=parent_run_id,
-                      metrics=summary_metrics(cfg.evaluation.tasks))
+                      metrics=summary_metrics(cfg.evaluation.tasks, cfg.social_bias))
         print(f"every metric: bias-inherit results --experiment {cfg.experiment_name}; "
               f"the report: bias-inherit report {cfg.experiment_name}")
     except _user_errors() as e:
@@ -65,13 +65,14 @@ def run_command(config: str, overrides: list[str], address: str | None,
     return 0
 
 
-def summary_metrics(tasks: list[str]) -> list[str]:
-    """What a finished run prints: each task's bias metric, plus the first task's headline
-    (`results` has every metric)."""
-    from evaluation.findings import TASK_METRICS
-    known = [t for t in tasks if t in TASK_METRICS]
-    head = [f"{known[0]}/{TASK_METRICS[known[0]].headline}"] if known else []
-    return head + [f"{t}/{TASK_METRICS[t].bias}" for t in known]
+def summary_metrics(tasks: list[str], social_bias: str) -> list[str]:
+    """What a finished run prints: each task's declared bias metric for the study's social bias,
+    plus the first task's headline (`results` has every metric)."""
+    from evaluation.tasks import TASKS
+    known = [TASKS[t] for t in tasks if t in TASKS]
+    head = [f"{known[0].name}/{known[0].headline}"] if known else []
+    return head + [f"{t.name}/{t.bias_metric(social_bias).name}" for t in known
+                   if t.bias_metric(social_bias)]
 
 
 def print_results(experiment: str, tracking_uri: str, parent_run_id: str | None = None,

@@ -33,11 +33,20 @@ def generate_sets(cfg: ExperimentConfig, engine: str, echo=print,
                   jobs: list[tuple[str, int]] | None = None) -> dict:
     """{(bias_type, seed): GeneratedSet} for `jobs` (default: every type x seed of the config),
     one line per set; existing sets are cache hits."""
+    from bias.config import CONTROL_NULL, CONTROL_SKEWED
+    from generation.control import write_control_sets
     from generation.pipeline import generate
     generated = {}
     if jobs is None:
-        jobs = [(t, s) for s in cfg.seeds for t in cfg.bias_types]
+        jobs = [(t, s) for s in cfg.seeds for t in cfg.augmented_sets]
     for bias_type, seed in jobs:
+        if bias_type in (CONTROL_SKEWED, CONTROL_NULL):
+            if (bias_type, seed) not in generated:
+                generated.update(write_control_sets(cfg, seed))
+            gen = generated[(bias_type, seed)]
+            echo(f"control set {bias_type} seed {seed}: {gen.stats['kept']} rows "
+                 f"({'cache hit' if gen.cache_hit else 'written'}) -> {gen.uri}")
+            continue
         gen = generate(cfg, bias_type, seed, engine,
                        on_shard=lambda r, t=bias_type: echo(f"  {t}: shard {r[0]}-{r[1]} written"))
         work = gen.work

@@ -60,7 +60,7 @@ def list_schedule_makespan(durations: list[float], slots: int) -> float:
 def make_plan(cfg: ExperimentConfig, gpus: int | None = None, cpus: int | None = None) -> Plan:
     res, tp, g = cfg.resources, cfg.throughput, cfg.generation
     cells = expand_cells(cfg)
-    before = len(cfg.ratios) * len(cfg.bias_types) * len(cfg.mitigations) * len(cfg.seeds) \
+    before = len(cfg.ratios) * len(cfg.augmented_sets) * len(cfg.mitigations) * len(cfg.seeds) \
         + int(cfg.evaluate_base_model)
     jobs = generation_jobs(cells)
     on_gpu = res.gpus_per_worker > 0

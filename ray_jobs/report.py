@@ -93,13 +93,22 @@ th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums
 .note{color:#666;font-style:italic} .agrees{background:#d9f2d9} .disagrees{background:#f7d4d4}
 .not.significant{background:#fff4cc} .meta{color:#555;font-size:.9em} details{margin:.4em 0}"""
 
-METHODS = ("Cell means are means over seeds with a 95% percentile bootstrap CI (2,000 resamples, "
-           "fixed RNG seed 0). Inheritance coefficient = OLS slope of the metric against γ over "
-           "the per-seed cells, γ = 0 being the shared original-only cell (scipy.stats.linregress; "
-           "CI = slope ± t(0.975, n−2)·SE). Mitigations are compared with `none` by a paired "
-           "t-test (scipy.stats.ttest_rel), pairs matched by seed at the same γ and bias type; the "
-           "pooled test pairs by (bias type, γ, seed). All p-values of the report form one "
-           "Benjamini–Hochberg family; a finding agrees or disagrees when its adjusted p < {alpha}.")
+METHODS = ("The seed is the unit of replication: every test first reduces each seed to one "
+           "number, then tests across seeds (df = seeds − 1); with fewer than 3 seeds a row says "
+           "'too few seeds' and is not tested. Cell means: mean over seeds with a t-interval. "
+           "Inheritance coefficient: per seed, the OLS slope of the metric against γ over that "
+           "seed's cells (γ = 0 is the shared original-only cell; pooled = every bias type of the "
+           "seed in one fit); the estimate is the mean per-seed slope, with a one-sample t-test "
+           "and t-interval. Mitigations: per seed, |bias| under the mitigation minus |bias| under "
+           "none at the same γ and bias type (pooled: averaged within the seed first), one-sample "
+           "t-test; reducing bias means moving it toward zero, so a sign flip is not a success. "
+           "Mitigation rankings are the same per-seed |bias| differences, pairwise. mde: the "
+           "smallest true effect each test detects with 80% power at α = 0.05, from the spread "
+           "across seeds; a 'not significant' below it says nothing about effects smaller than "
+           "it. Bias metrics are signed as their tasks declare (positive = toward the stereotype "
+           "or the majority group; see the README's 'What the numbers mean'). All p-values of "
+           "the report form one Benjamini–Hochberg family; a finding agrees or disagrees when "
+           "its adjusted p < {alpha}.")
 
 
 def build_report(experiment: str, tracking_uri: str, parent_run_id: str | None = None,
@@ -117,8 +126,9 @@ def build_report(experiment: str, tracking_uri: str, parent_run_id: str | None =
     base = cells_all[cells_all["kind"] == "base"]
     cells = cells_all[cells_all["kind"] != "base"].reset_index(drop=True)
     names = [c for c in cells.columns if "/" in c]
-    tasks = fd.tasks_in(names)
-    tests = fd.run_tests(cells)
+    social_bias = parent.data.params.get("social_bias", "gender")
+    tasks = fd.tasks_in(names, social_bias)
+    tests = fd.run_tests(cells, social_bias)
     verdicts = fd.check_findings(tests, names)
 
     out = Path(out_dir or f"reports/{experiment}-{parent_run_id[:8]}")
@@ -135,7 +145,8 @@ def build_report(experiment: str, tracking_uri: str, parent_run_id: str | None =
     # 1. findings first: the page opens on the answer, the evidence follows
     sections.append("<h2>Findings of the paper, checked</h2>" + _table(
         pd.DataFrame([v.model_dump() for v in verdicts]),
-        ["claim", "metric", "test", "estimate", "p_adjusted", "verdict"]))
+        ["claim", "metric", "bias_type", "test", "estimate", "p_adjusted", "mde", "verdict",
+         "note"]))
 
     # 2. inheritance curves + coefficients
     if tasks and not cells.empty:
@@ -146,21 +157,22 @@ def build_report(experiment: str, tracking_uri: str, parent_run_id: str | None =
                             + [st.summarize(cells[cells["round"] == 0], spec.bias)
                                for spec in tasks.values() if spec.bias in cells], ignore_index=True)
         stats["summary"] = frame_records(summary)
-        cols = ["metric", "bias_type", "n", "slope", "ci_low", "ci_high", "p_value", "p_adjusted"]
+        cols = ["metric", "bias_type", "n", "slope", "ci_low", "ci_high", "p_value", "p_adjusted",
+                "mde", "note"]
         sections.append(
             "<h2>Inheritance</h2>" + _img(plots["inheritance"], "inheritance curves")
             + "<h3>Inheritance coefficient (slope of the bias metric against γ, mitigation none)</h3>"
             + _table(coefficients[coefficients["mitigation"] == "none"], cols)
             + "<details><summary>slopes under every mitigation</summary>"
             + _table(coefficients, ["mitigation", *cols]) + "</details>"
-            + "<details><summary>cell means ± 95% bootstrap CI</summary>"
+            + "<details><summary>cell means ± 95% t-interval over seeds</summary>"
             + _table(summary, ["metric", "bias_type", "ratio", "mitigation", "n", "mean",
                                "ci_low", "ci_high"]) + "</details>")
     else:
         sections.append("<h2>Inheritance</h2>" + _note("no finished cell with task metrics yet"))
 
     # 3. mitigations + Pareto, on the primary bias metric
-    primary = fd.primary_bias(names)
+    primary = fd.primary_bias(names, social_bias)
     if primary and len(st.mitigations(cells)) > 1:
         plots["mitigations"] = rp.mitigation_bars(cells, primary)
         task = primary.partition("/")[0]
@@ -178,9 +190,14 @@ def build_report(experiment: str, tracking_uri: str, parent_run_id: str | None =
         stats["mitigation_cost"] = frame_records(cost)
         sections.append(
             "<h2>Mitigations</h2>" + _img(plots["mitigations"], "mitigation comparison")
-            + "<h3>Paired t-tests against none (pairs: seeds)</h3>"
+            + "<h3>|bias| under each mitigation minus under none (one pair per seed)</h3>"
             + _table(tests.paired, ["metric", "bias_type", "ratio", "mitigation", "n_pairs",
-                                    "mean_diff", "statistic", "p_value", "p_adjusted"])
+                                    "mean_diff", "signed_diff", "statistic", "p_value",
+                                    "p_adjusted", "mde", "note"])
+            + "<h3>Mitigations against each other (|bias|, per seed, pooled)</h3>"
+            + (_table(tests.ranking, ["metric", "mitigation", "versus", "n_pairs", "mean_diff",
+                                      "p_value", "p_adjusted", "mde", "note"])
+               if not tests.ranking.empty else _note("fewer than two mitigations besides none"))
             + f"<h3>What each mitigation costs: {html.escape(performance)} vs |{html.escape(primary)}|</h3>"
             + _img(plots["pareto"], "pareto view") + _table(cost))
     else:
@@ -193,7 +210,7 @@ def build_report(experiment: str, tracking_uri: str, parent_run_id: str | None =
         plots["rounds"] = rp.round_drift(cells, drift_metrics)
         sections.append("<h2>Multi-round drift</h2>" + _img(plots["rounds"], "round drift")
                         + _table(tests.drift, ["metric", "n", "slope", "ci_low", "ci_high",
-                                               "p_value", "p_adjusted"]))
+                                               "p_value", "p_adjusted", "mde", "note"]))
     else:
         sections.append("<h2>Multi-round drift</h2>"
                         + _note("no multi-round cells in this experiment (rounds: 1)"))

@@ -31,6 +31,8 @@ def planted_metrics(bias_type: str, ratio: float, mitigation: str, seed: int, ro
     salary_gap = 2000 + SALARY_SLOPE * ratio + rng.normal(0, 100)
     return {"occupation_classification/accuracy": accuracy,
             "occupation_classification/accuracy_gap": gap,
+            # the declared gender bias metric: the same planted curve on its own (nats) scale
+            "occupation_classification/stereotype_shift": 5 * gap + rng.normal(0, 0.01),
             "occupation_classification/accuracy_male": accuracy + gap / 2,
             "occupation_classification/accuracy_female": accuracy - gap / 2,
             "salary_recommendation/mean_salary": 80000 + rng.normal(0, 200),

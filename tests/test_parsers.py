@@ -68,11 +68,14 @@ def test_parse_salary(answer, expected):
     assert parse_salary(answer) == expected
 
 
-def test_salary_scores_per_group_and_gap():
-    items = [{"group": "male"}, {"group": "male"}, {"group": "female"}, {"group": "female"}]
+def test_salary_scores_per_group_and_a_paired_gap():
+    items = [{"group": "male", "pair_id": 0}, {"group": "male", "pair_id": 1},
+             {"group": "female", "pair_id": 0}, {"group": "female", "pair_id": 1}]
     m = score_answers(items, ["100000", "80000", "70000", "nothing"], "gender")
     assert m["mean_salary_male"] == 90000 and m["mean_salary_female"] == 70000
-    assert m["salary_gap"] == 20000 and m["parse_rate"] == 0.75
+    # Only pair 0 has both answers: the gap is its difference, not 90,000 - 70,000 (the unpaired
+    # means the old metric took, which counted pair 1's male answer against nothing).
+    assert m["salary_gap"] == 30000 and m["salary_gap_pairs"] == 1 and m["parse_rate"] == 0.75
 
 
 def test_taxonomy_expresses_all_eight_combinations_plus_neutral():

@@ -27,7 +27,7 @@ from tests.synthetic import log_experiment, planted_cells
 pytestmark = pytest.mark.timeout(900)
 EXPERIMENT = "report-synthetic"
 TYPE = "contrastive-intersectional-explicit"
-GAP = "occupation_classification/accuracy_gap"
+GAP = "occupation_classification/stereotype_shift"
 
 
 @pytest.fixture(scope="module")
@@ -51,15 +51,18 @@ def _values(cells, metric, keep):
     return [(c["cell"], c["metrics"][metric]) for c in cells if keep(c["cell"])]
 
 
-def _ols(x, y):
-    """Slope, 95% CI and two-sided p by hand (numpy polyfit + the textbook standard error)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    slope, intercept = np.polyfit(x, y, 1)
-    resid = y - (slope * x + intercept)
-    se = np.sqrt(resid @ resid / (len(x) - 2) / ((x - x.mean()) ** 2).sum())
-    t_crit = stats.t.ppf(0.975, len(x) - 2)
-    p = 2 * stats.t.sf(abs(slope / se), len(x) - 2)
-    return slope, slope - t_crit * se, slope + t_crit * se, p
+def _seed_slopes_by_hand(points):
+    """Per seed, numpy's OLS slope; then the mean, its t-interval and a two-sided one-sample t
+    p-value written out from the textbook formulas."""
+    by_seed: dict[int, list] = {}
+    for cell, value in points:
+        by_seed.setdefault(cell.seed, []).append((cell.ratio, value))
+    slopes = np.array([np.polyfit(*zip(*pts), 1)[0] for _, pts in sorted(by_seed.items())])
+    n = len(slopes)
+    se = slopes.std(ddof=1) / np.sqrt(n)
+    t_crit = stats.t.ppf(0.975, n - 1)
+    p = 2 * stats.t.sf(abs(slopes.mean() / se), n - 1)
+    return slopes.mean(), slopes.mean() - t_crit * se, slopes.mean() + t_crit * se, p, n
 
 
 def _bh(p):
@@ -77,14 +80,14 @@ def test_inheritance_slope_matches_an_independent_fit(experiment, report):
     _, st = report
     points = _values(cells, GAP, lambda c: not c.round and c.kind == "train" and (
         c.ratio == 0 or (c.bias_type == TYPE and c.mitigation == "none")))
-    slope, low, high, p = _ols([c.ratio for c, _ in points], [v for _, v in points])
+    slope, low, high, p, n_seeds = _seed_slopes_by_hand(points)
     row = next(r for r in st["slopes"] if r["metric"] == GAP and r["bias_type"] == TYPE
                and r["mitigation"] == "none")
-    assert row["n"] == len(points) == 4 + 3 * 4
+    assert row["n"] == n_seeds == 4 and len(points) == 4 + 3 * 4   # seeds, not cells, are n
     assert row["slope"] == pytest.approx(slope, rel=1e-9)
     assert (row["ci_low"], row["ci_high"]) == (pytest.approx(low, rel=1e-9), pytest.approx(high, rel=1e-9))
     assert row["p_value"] == pytest.approx(p, rel=1e-6)
-    assert 0.4 < slope < 0.6   # planted 0.5
+    assert 2.0 < slope < 3.0   # planted 5 x 0.5
 
 
 def test_paired_mitigation_test_and_bh_match_scipy_and_a_hand_bh(experiment, report):
@@ -95,19 +98,21 @@ def test_paired_mitigation_test_and_bh_match_scipy_and_a_hand_bh(experiment, rep
         return {c.seed: v for c, v in _values(cells, GAP, lambda c: not c.round and c.ratio == 0.5
                                               and c.bias_type == TYPE and c.mitigation == mitigation)}
     loss, none = at("loss"), at("none")
-    expected = stats.ttest_rel([loss[s] for s in sorted(none)], [none[s] for s in sorted(none)])
+    # |bias| toward zero is a reduction: the test is on magnitudes, one pair per seed.
+    expected = stats.ttest_rel([abs(loss[s]) for s in sorted(none)],
+                               [abs(none[s]) for s in sorted(none)])
     row = next(r for r in st["paired"] if r["metric"] == GAP and r["bias_type"] == TYPE
                and r["ratio"] == 0.5 and r["mitigation"] == "loss")
     assert row["n_pairs"] == 4
     assert row["statistic"] == pytest.approx(expected.statistic, rel=1e-9)
     assert row["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
-    family = [r for table in ("slopes", "paired", "drift", "extra") for r in st[table]
+    family = [r for table in ("slopes", "paired", "ranking", "drift", "extra") for r in st[table]
               if r["p_value"] is not None]
     adjusted = _bh([r["p_value"] for r in family])
     assert [r["p_adjusted"] for r in family] == pytest.approx(list(adjusted), rel=1e-9)
 
 
-def test_cell_means_and_bootstrap_intervals(experiment, report):
+def test_cell_means_and_t_intervals(experiment, report):
     cells, _ = experiment
     _, st = report
     values = [v for c, v in _values(cells, GAP, lambda c: not c.round and c.ratio == 0.2
@@ -115,12 +120,14 @@ def test_cell_means_and_bootstrap_intervals(experiment, report):
     row = next(r for r in st["summary"] if r["metric"] == GAP and r["bias_type"] == TYPE
                and r["ratio"] == 0.2 and r["mitigation"] == "token")
     assert row["n"] == 4 and row["mean"] == pytest.approx(np.mean(values), rel=1e-12)
-    assert min(values) <= row["ci_low"] < row["mean"] < row["ci_high"] <= max(values)
+    half = stats.t.ppf(0.975, 3) * np.std(values, ddof=1) / 2
+    assert (row["ci_low"], row["ci_high"]) == (pytest.approx(np.mean(values) - half, rel=1e-9),
+                                               pytest.approx(np.mean(values) + half, rel=1e-9))
 
 
-def test_findings_read_the_planted_directions(report):
+def test_findings_read_the_planted_directions(experiment, report):
     result, st = report
-    verdicts = {f.claim: f.verdict for f in result.findings}
+    verdicts = {f.claim: f.verdict for f in result.findings}   # slopes: the pooled row is last
     by_start = {claim.split(" (")[0]: v for claim, v in verdicts.items()}
     assert verdicts["Occupation classification: majority-group (male) accuracy rises with γ"] == "agrees"
     assert verdicts["Occupation classification: minority-group (female) accuracy falls with γ"] == "agrees"
@@ -131,8 +138,13 @@ def test_findings_read_the_planted_directions(report):
     assert by_start["Mask-based mitigation reduces bias"] == "not measured"  # no mask cells
     assert verdicts["Loss-based mitigation is the most robust"] == "agrees"
     assert verdicts["No mitigation removes inheritance fully"] == "agrees"
-    assert verdicts["Recruitment shifts towards Spanish men"] == "not measured"
-    assert st["findings"][0]["metric"] == "occupation_classification/accuracy_male"
+    assert "Recruitment shifts towards Spanish men" not in verdicts   # a culture claim
+    primary = [f for f in result.findings if f.claim.startswith("Biased augmentation moves")]
+    assert [f.bias_type for f in primary] == [*sorted(
+        {c["cell"].bias_type for c in experiment[0] if c["cell"].ratio > 0
+         and not c["cell"].round}), "all"]
+    assert {f.verdict for f in primary} == {"agrees"}
+    assert st["findings"][0]["metric"] == GAP
 
 
 def test_report_leaves_running_cells_out_and_is_logged_to_the_parent(experiment, report,
@@ -244,7 +256,10 @@ def test_report_renders_in_headless_chromium(report, chromium, tmp_path):
 
 
 def test_a_flat_curve_has_slope_zero_and_p_one_not_nan():
+    import pandas as pd
+
     from evaluation.statistics import slope_test
-    flat = slope_test([0.0, 0.2, 0.5, 0.0, 0.2, 0.5], [0.9] * 6)
-    assert (flat.slope, flat.p_value, flat.ci_low, flat.ci_high) == (0.0, 1.0, 0.0, 0.0)
-    assert math.isnan(slope_test([0.0, 0.5], [0.1, 0.2]).p_value)   # too few points: untested
+    frame = pd.DataFrame({"seed": [0, 0, 1, 1, 2, 2], "ratio": [0.0, 0.5] * 3, "m": [0.9] * 6})
+    flat = slope_test(frame, "m")
+    assert (flat.estimate, flat.p_value, flat.ci_low, flat.ci_high) == (0.0, 1.0, 0.0, 0.0)
+    assert math.isnan(slope_test(frame[frame["seed"] < 2], "m").p_value)   # 2 seeds: untested

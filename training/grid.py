@@ -51,7 +51,7 @@ def expand_cells(cfg: ExperimentConfig) -> list[Cell]:
             if ratio == 0.0:
                 cells.append(make_cell("train", ORIGINAL_ONLY, 0.0, "none", seed))
                 continue
-            for bias_type in cfg.bias_types:
+            for bias_type in cfg.augmented_sets:
                 for mitigation in cfg.mitigations:
                     cells.append(make_cell("train", bias_type, ratio, mitigation, seed))
     return cells

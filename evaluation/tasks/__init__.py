@@ -2,11 +2,28 @@
 
 A task module defines `TASK = Task(...)`; adding a task is one file plus one line below.
 `bias-inherit tasks` lists them.
+
+Each task declares what its numbers mean, and the report and the findings read only these
+declarations (there is no second table to keep in step):
+  headline       the metric drawn as the task's curve (its performance)
+  bias_metrics   one `BiasMetric` per social bias the task can speak to, with its sign
+                 convention: positive = toward the stereotype or the majority group, unless
+                 `signed=False` (a disparity with no direction, e.g. a range over groups)
+  group_metrics  per-group values drawn as a band around the curve
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
+
+
+@dataclass(frozen=True)
+class BiasMetric:
+    name: str              # the metric's name inside the task (`<task>/<name>` in MLflow)
+    social_bias: str       # the study it speaks to: gender, culture, ...
+    positive: str          # what a value above zero means
+    reference: str         # where its definition comes from
+    signed: bool = True    # False: a disparity without direction (0 = none, never below)
 
 
 @dataclass(frozen=True)
@@ -17,6 +34,17 @@ class Task:
     description: str
     load: Callable[[Any], list[dict]]             # (ExperimentConfig) -> items
     evaluate: Callable[..., dict[str, float]]     # (model, tokenizer, items, cfg) -> metrics
+    headline: str = "accuracy"
+    bias_metrics: tuple[BiasMetric, ...] = ()
+    group_metrics: tuple[str, ...] = ()
+
+    @property
+    def social_biases(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(b.social_bias for b in self.bias_metrics))
+
+    def bias_metric(self, social_bias: str) -> BiasMetric | None:
+        """The task's bias metric for a study of `social_bias`; None if it cannot speak to it."""
+        return next((b for b in self.bias_metrics if b.social_bias == social_bias), None)
 
 
 def _registry() -> dict[str, Task]:

@@ -30,7 +30,7 @@ import json
 from evaluation.metrics import NAN, by_group, mean, slug, spread
 from evaluation.scoring import label_loglikelihoods, stratified_limit
 from evaluation.sources import hub_rows, local_path, use_hub
-from evaluation.tasks import Task
+from evaluation.tasks import BiasMetric, Task
 
 LOCAL = "bbq/data"
 HUB = "heegyu/bbq"
@@ -131,4 +131,12 @@ def score_predictions(items: list[dict], preds: list[int]) -> dict[str, float]:
 TASK = Task(name="bbq", kind="classification", relation="indirect",
             description="BBQ multiple-choice QA; accuracy and bias score, ambiguous and "
                         "disambiguated, per category",
-            load=load, evaluate=evaluate)
+            load=load, evaluate=evaluate,
+            headline="accuracy",
+            bias_metrics=(BiasMetric("bias_score_ambig", "gender",
+                                     "ambiguous questions answered with the stereotyped person",
+                                     "Parrish et al. 2022, ambiguous-context bias score"),
+                          BiasMetric("bias_score_ambig", "culture",
+                                     "ambiguous questions answered with the stereotyped person",
+                                     "Parrish et al. 2022, ambiguous-context bias score")),
+            group_metrics=("accuracy_ambig", "accuracy_disambig"))

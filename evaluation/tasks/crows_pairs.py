@@ -21,7 +21,7 @@ import csv
 from evaluation.metrics import grouped_scores, mean, spread
 from evaluation.scoring import sentence_loglikelihoods, stratified_limit
 from evaluation.sources import hub_rows, local_path, use_hub
-from evaluation.tasks import Task
+from evaluation.tasks import BiasMetric, Task
 
 LOCAL = "crows_pairs/crows_pairs_anonymized.csv"
 HUB = "nyu-mll/crows_pairs"
@@ -60,4 +60,11 @@ def score_preferences(items: list[dict], prefers_more: list[bool]) -> dict[str, 
 TASK = Task(name="crows_pairs", kind="likelihood", relation="direct",
             description="CrowS-Pairs; share of pairs where the stereotyping sentence is more "
                         "likely, per bias type",
-            load=load, evaluate=evaluate)
+            load=load, evaluate=evaluate,
+            headline="stereotype_score",
+            bias_metrics=(BiasMetric("bias", "gender",
+                                     "the more stereotyping sentence is preferred",
+                                     "Nangia et al. 2020 (share − 0.5)"),
+                          BiasMetric("bias", "culture",
+                                     "the more stereotyping sentence is preferred",
+                                     "Nangia et al. 2020 (share − 0.5)")))

@@ -27,7 +27,7 @@ from bias.vocabulary import infer_gender
 from evaluation.metrics import NAN, classification_metrics, grouped_scores, macro_f1, mean
 from evaluation.scoring import label_loglikelihoods, stratified_limit
 from evaluation.sources import hub_rows, local_path, use_hub
-from evaluation.tasks import Task
+from evaluation.tasks import BiasMetric, Task
 
 CLASSES: tuple[str, ...] = ("hate", "offensive", "neither")
 LOCAL = "hate_speech_davidson/labeled_data.csv"
@@ -73,4 +73,10 @@ def score_predictions(items: list[dict], preds: list[str]) -> dict[str, float]:
 
 TASK = Task(name="hate_speech", kind="classification", relation="direct",
             description="Davidson tweets: hate / offensive / neither; macro-F1, per gender-cue group",
-            load=load, evaluate=evaluate)
+            load=load, evaluate=evaluate,
+            headline="macro_f1",
+            bias_metrics=(BiasMetric("flag_rate_gap", "gender",
+                                     "harmless tweets with female cues are flagged more often",
+                                     "false-positive-rate gap (Dixon et al. 2018) on Davidson "
+                                     "et al. 2017"),),
+            group_metrics=("macro_f1_female", "macro_f1_male"))

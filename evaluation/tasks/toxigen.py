@@ -21,7 +21,7 @@ import re
 from evaluation.metrics import classification_metrics, spread
 from evaluation.scoring import label_loglikelihoods, stratified_limit
 from evaluation.sources import hub_rows, local_path, use_hub
-from evaluation.tasks import Task
+from evaluation.tasks import BiasMetric, Task
 
 CLASSES: tuple[str, ...] = ("hateful", "neutral")
 LABELS = {"hateful": " yes", "neutral": " no"}
@@ -79,4 +79,8 @@ def score_predictions(items: list[dict], preds: list[str]) -> dict[str, float]:
 
 TASK = Task(name="toxigen", kind="classification", relation="direct",
             description="ToxiGen hateful vs neutral statements; macro-F1 per target group, gap",
-            load=load, evaluate=evaluate)
+            load=load, evaluate=evaluate,
+            headline="macro_f1",
+            bias_metrics=(BiasMetric("macro_f1_gap", "culture",
+                                     "disparity between target groups (range)",
+                                     "Hartvigsen et al. 2022", signed=False),))

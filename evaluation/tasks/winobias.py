@@ -25,7 +25,7 @@ import re
 from evaluation.metrics import grouped_scores, mean
 from evaluation.scoring import sentence_loglikelihoods, stratified_limit
 from evaluation.sources import hub_rows, local_path, use_hub
-from evaluation.tasks import Task
+from evaluation.tasks import BiasMetric, Task
 
 LOCAL = "winobias"
 HUB = "uclanlp/wino_bias"
@@ -118,4 +118,9 @@ def score_predictions(items: list[dict], preds: list[str]) -> dict[str, float]:
 
 TASK = Task(name="winobias", kind="classification", relation="indirect",
             description="WinoBias coreference; accuracy on pro- and anti-stereotyped sentences, gap",
-            load=load, evaluate=evaluate)
+            load=load, evaluate=evaluate,
+            headline="accuracy",
+            bias_metrics=(BiasMetric("accuracy_gap", "gender",
+                                     "pro-stereotyped sentences resolved better than anti",
+                                     "Zhao et al. 2018 (pro − anti)"),),
+            group_metrics=("accuracy_pro", "accuracy_anti"))

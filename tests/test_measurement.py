@@ -1,0 +1,274 @@
+"""Measurement validity: the statistics treat the seed as the unit, the metrics mean what their
+declarations say, and the offline data and control sets leave room for an effect to show.
+
+No Ray, MLflow or model: pure functions on simulated cells frames and hand-built scores, so a
+failure here points at a definition, not at infrastructure. Several tests run the old
+definition beside the new one on the same simulation, to show the simulation can expose the
+fault the new code fixes (a control that cannot show the planted effect proves nothing).
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from evaluation import findings as fd
+from evaluation import statistics as st
+
+pytestmark = pytest.mark.unit
+RATIOS = (0.0, 0.25, 0.5)
+METRIC = "occupation_classification/stereotype_shift"
+NULL_TYPES = ("control-null", "contextual-single-explicit", "contextual-single-implicit",
+              "contrastive-single-explicit", "contrastive-single-implicit",
+              "contrastive-intersectional-explicit")
+
+
+def simulated_cells(rng, seeds=3, slopes=None, seed_slope_sd=0.5, noise=0.1, intercept_sd=0.1,
+                    mitigation_bias=None) -> pd.DataFrame:
+    """A grid's cells frame: γ = 0 once per seed, each bias type at every γ > 0. The metric is
+    seed intercept + (type's slope + the seed's own slope, shared by every type of the seed) · γ
+    + cell noise: cells of one seed are correlated, as in a real grid (same originals, same
+    γ = 0 cell, same training randomness)."""
+    slopes = slopes or {"control-skewed": 0.0, "control-null": 0.0}
+    mitigation_bias = mitigation_bias or {"none": lambda b: b}
+    rows = []
+    for seed in range(seeds):
+        intercept, seed_slope = rng.normal(0, intercept_sd), rng.normal(0, seed_slope_sd)
+        rows.append({"bias_type": st.ORIGINAL_ONLY, "ratio": 0.0, "mitigation": "none",
+                     "seed": seed, "round": 0, METRIC: intercept + rng.normal(0, noise)})
+        for ratio in RATIOS[1:]:
+            for bias_type, slope in slopes.items():
+                base = intercept + (slope + seed_slope) * ratio
+                for mitigation, transform in mitigation_bias.items():
+                    rows.append({"bias_type": bias_type, "ratio": ratio, "mitigation": mitigation,
+                                 "seed": seed, "round": 0,
+                                 METRIC: transform(base) + rng.normal(0, noise)})
+    return pd.DataFrame(rows)
+
+
+def _slope_row(tests: fd.Tests, bias_type: str, mitigation: str = "none") -> pd.Series:
+    s = tests.slopes
+    return s[(s["metric"] == METRIC) & (s["bias_type"] == bias_type)
+             & (s["mitigation"] == mitigation)].iloc[0]
+
+
+def test_null_twin_false_positive_rate_is_at_most_the_level_and_the_old_pooled_fit_is_not():
+    """300 null experiments (six bias types, none with an effect) at 3 seeds through the same
+    code the report runs (run_tests, BH included): the null twin's slope is called significant
+    at α = 0.05 in at most 10%. The old definition (one OLS over every cell of the pooled curve,
+    as if cells were independent) on the same experiments rejects far more often: the
+    simulation does expose pseudo-replication."""
+    rng = np.random.default_rng(0)
+    new_hits, old_hits, reps = 0, 0, 300
+    for _ in range(reps):
+        cells = simulated_cells(rng, slopes={t: 0.0 for t in NULL_TYPES})
+        tests = fd.run_tests(cells, "gender")
+        new_hits += _slope_row(tests, "control-null")["p_adjusted"] < 0.05
+        curve = st.curve_cells(cells, st.POOLED, "none")
+        old_hits += stats.linregress(curve["ratio"], curve[METRIC]).pvalue < 0.05
+    assert new_hits / reps <= 0.10
+    assert old_hits / reps > 0.20
+
+
+def test_a_planted_effect_is_detected_per_bias_type_and_its_twin_is_not():
+    """With 3 seeds a test at df = 2 needs |t| > 9.9 for p < 0.01: a planted effect is detected
+    when it is large against its spread across seeds, as a strong control's is."""
+    rng = np.random.default_rng(1)
+    detected, twin, reps = 0, 0, 50
+    for _ in range(reps):
+        cells = simulated_cells(rng, slopes={"control-skewed": 3.0, "control-null": 0.0},
+                                seed_slope_sd=0.1, noise=0.05)
+        tests = fd.run_tests(cells, "gender")
+        detected += _slope_row(tests, "control-skewed")["p_adjusted"] < 0.01
+        twin += _slope_row(tests, "control-null")["p_adjusted"] < 0.05
+    assert detected / reps >= 0.8 and twin / reps <= 0.1
+
+
+def test_t_interval_covers_at_three_seeds_where_the_percentile_bootstrap_did_not():
+    rng = np.random.default_rng(2)
+    draws = rng.normal(1.0, 1.0, size=(2000, 3))
+    covered = np.mean([(ci := st.mean_ci(d)).low <= 1.0 <= ci.high for d in draws])
+    boot = []
+    for d in draws[:500]:   # the old method: 95% percentile bootstrap of the mean
+        means = d[rng.integers(0, 3, size=(500, 3))].mean(axis=1)
+        low, high = np.percentile(means, [2.5, 97.5])
+        boot.append(low <= 1.0 <= high)
+    assert 0.93 <= covered <= 0.97
+    assert np.mean(boot) < 0.85
+
+
+def test_too_few_seeds_is_said_and_not_tested():
+    cells = simulated_cells(np.random.default_rng(3), seeds=2,
+                            slopes={"control-skewed": 3.0})
+    tests = fd.run_tests(cells, "gender")
+    row = _slope_row(tests, "control-skewed")
+    assert math.isnan(row["p_value"]) and row["note"] == st.TOO_FEW_SEEDS
+    verdicts = [v for v in fd.check_findings(tests, cells.columns) if v.metric == METRIC
+                and v.test.startswith("mean per-seed slope")]
+    assert verdicts and {v.verdict for v in verdicts} == {"not measured"}
+
+
+def test_findings_are_per_bias_type_first_then_pooled():
+    cells = simulated_cells(np.random.default_rng(4),
+                            slopes={"control-skewed": 3.0, "control-null": 0.0}, seed_slope_sd=0.2)
+    verdicts = [v for v in fd.check_findings(fd.run_tests(cells, "gender"), cells.columns)
+                if v.claim.startswith("Biased augmentation moves")]
+    assert [v.bias_type for v in verdicts] == ["control-null", "control-skewed", st.POOLED]
+    by_type = {v.bias_type: v for v in verdicts}
+    assert by_type["control-skewed"].verdict == "agrees"
+    assert by_type["control-null"].verdict == "not significant"
+    assert np.isfinite(by_type["control-null"].mde) and by_type["control-null"].mde > 0
+
+
+def test_an_over_correction_that_flips_the_sign_does_not_count_as_reducing_bias():
+    """`token` turns every bias b into -1.5 b: the signed difference is negative (the old test
+    called that a reduction), but |bias| grew."""
+    cells = simulated_cells(np.random.default_rng(5), seeds=4,
+                            slopes={"contrastive-single-explicit": 2.0}, seed_slope_sd=0.1,
+                            mitigation_bias={"none": lambda b: b + 2.0,
+                                             "token": lambda b: -1.5 * (b + 2.0)})
+    tests = fd.run_tests(cells, "gender")
+    pooled = tests.paired[(tests.paired["bias_type"] == st.POOLED)
+                          & (tests.paired["mitigation"] == "token")].iloc[0]
+    assert pooled["signed_diff"] < 0 < pooled["mean_diff"]
+    verdict = next(v for v in fd.check_findings(tests, cells.columns)
+                   if v.claim.startswith("Token-based"))
+    assert verdict.verdict == "disagrees"
+
+
+def test_most_robust_needs_pairwise_significance_not_the_best_point_estimate():
+    rng = np.random.default_rng(6)
+    cells = simulated_cells(rng, seeds=3, slopes={"contrastive-single-explicit": 2.0},
+                            seed_slope_sd=0.1, noise=0.3,
+                            mitigation_bias={"none": lambda b: b + 3.0,
+                                             "token": lambda b: 0.50 * (b + 3.0),
+                                             "loss": lambda b: 0.48 * (b + 3.0)})
+    tests = fd.run_tests(cells, "gender")
+    verdict = next(v for v in fd.check_findings(tests, cells.columns)
+                   if v.claim == "Loss-based mitigation is the most robust")
+    assert verdict.verdict in ("not significant", "not measured")
+    assert not tests.ranking.empty and set(tests.ranking["versus"]) <= {"loss", "token"}
+
+
+def test_culture_studies_are_judged_on_culture_metrics():
+    names = ["occupation_classification/accuracy", "occupation_classification/accuracy_gap",
+             "occupation_classification/stereotype_shift", "salary_recommendation/mean_salary",
+             "salary_recommendation/salary_gap", "crows_pairs/bias",
+             "crows_pairs/stereotype_score"]
+    assert fd.primary_bias(names, "gender") == "occupation_classification/stereotype_shift"
+    culture = fd.primary_bias(names, "culture")
+    assert culture == "crows_pairs/bias"      # signed first; never a gender metric
+    assert "occupation_classification" not in fd.tasks_in(names, "culture")
+    assert fd.primary_bias(names[:5], "culture") == "salary_recommendation/salary_gap"
+
+
+def test_every_task_declares_its_metrics_with_a_sign():
+    from evaluation.tasks import TASKS
+    for task in TASKS.values():
+        assert task.headline and task.bias_metrics, task.name
+        for metric in task.bias_metrics:
+            assert metric.social_bias in ("gender", "culture") and metric.positive
+            assert metric.reference, (task.name, metric.name)
+    assert {t for t in TASKS if TASKS[t].bias_metric("gender")} >= {
+        "occupation_classification", "salary_recommendation", "winobias", "stereoset"}
+
+
+# -- metrics pinned to their definitions ----------------------------------------------------
+
+def _logsoftmax(row):
+    row = np.asarray(row, dtype=float)
+    return list(row - np.log(np.exp(row).sum()))
+
+
+def test_stereotype_shift_is_the_log_odds_ratio_of_male_over_female_typed_occupations():
+    from bias.vocabulary import OCCUPATIONS
+    from evaluation.tasks.occupation_classification import score_counterfactuals
+    k = {o: i for i, o in enumerate(OCCUPATIONS)}
+    # Item 0 is a man's bio; its female version moves mass from architect to nurse.
+    male = _logsoftmax([2.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    female = _logsoftmax([0.0, 0.0, 2.0, 0.0, 0.0, 0.0])
+    items = [{"gender": "male"}, {"gender": "female"}]
+    m = score_counterfactuals(items, [male, female], [female, male])
+    delta = np.subtract(male, female)
+    expected = (delta[k["architect"]] + delta[k["dentist"]] + delta[k["software engineer"]]) / 3 \
+        - delta[k["nurse"]]
+    assert m["stereotype_shift"] == pytest.approx(expected) and expected > 0
+    assert m["logprob_shift_nurse"] == pytest.approx(delta[k["nurse"]]) and delta[k["nurse"]] < 0
+    # The same answer whatever the gender cue: no shift at all.
+    flat = score_counterfactuals(items, [male, male], [male, male])
+    assert flat["stereotype_shift"] == 0.0
+    # Toward the anti-stereotype: negative.
+    anti = score_counterfactuals(items, [female, male], [male, female])
+    assert anti["stereotype_shift"] == pytest.approx(-expected)
+
+
+def test_stereoset_bias_is_ss_minus_50_and_sees_a_uniform_rise_the_range_missed():
+    from evaluation.tasks.stereoset import score_option_scores
+    items = [{"bias_type": b, "type": "intrasentence"} for b in ("gender", "race") for _ in range(4)]
+
+    def scores(stereo_wins: int):
+        out = []
+        for _ in ("gender", "race"):
+            for i in range(4):
+                win = i < stereo_wins
+                out.append({"stereotype": 1.0 if win else 0.0, "anti-stereotype": 0.0 if win else 1.0,
+                            "unrelated": -1.0})
+        return out
+    neutral, biased = score_option_scores(items, scores(2)), score_option_scores(items, scores(4))
+    assert neutral["bias"] == 0.0 and biased["bias"] == 50.0
+    assert biased["bias_gender"] == biased["ss_gender"] - 50 == 50.0
+    assert neutral["ss_gap"] == biased["ss_gap"] == 0.0    # the old bias metric did not move
+
+
+# -- offline data and control sets --------------------------------------------------------------
+
+def test_offline_test_bios_share_no_detail_template_or_name_with_training():
+    from bias.bios import write_bios
+    from bias.vocabulary import HELD_OUT_DETAILS, OCCUPATION_DETAILS
+    train = write_bios(600, seed=0, split="train")
+    test = write_bios(600, seed=0, split="test")
+    train_text = " ".join(r["text"] for r in train)
+    held_out = {d for slots in HELD_OUT_DETAILS.values() for v in slots.values() for d in v}
+    trained = {d for slots in OCCUPATION_DETAILS.values() for v in slots.values() for d in v}
+    assert not held_out & trained
+    assert not [d for d in held_out if d in train_text]
+    assert {r["template_id"] for r in train}.isdisjoint({r["template_id"] for r in test})
+    assert {r["name"] for r in train}.isdisjoint({r["name"] for r in test})
+    # Ambiguity: a share of test bios carry none of their own occupation's details.
+    own = [any(d in r["text"] for v in HELD_OUT_DETAILS[r["occupation"]].values() for d in v)
+           for r in test]
+    assert 0.05 < 1 - np.mean(own) < 0.4
+
+
+def test_counterfactual_bios_differ_only_in_gender_cues():
+    from bias.bios import write_bios
+    from bias.vocabulary import swap_gender
+    for row in write_bios(60, seed=1, split="test"):
+        assert row["counterfactual_text"] != row["text"]
+        assert swap_gender(row["text"]) == row["counterfactual_text"]
+        words, swapped = row["text"].split(), row["counterfactual_text"].split()
+        changed = [(a, b) for a, b in zip(words, swapped) if a != b]
+        assert len(words) == len(swapped) and changed
+        assert all(re.sub(r"\W", "", a) in (row["name"], "He", "She", "he", "she", "His", "Her",
+                                            "his", "her") for a, _ in changed), changed
+
+
+def test_control_set_plants_the_skew_and_its_twin_breaks_it():
+    from bias.vocabulary import OCCUPATION_GENDER_TYPING
+    from generation.control import control_frames
+    skewed, null = control_frames(600, seed=0, skew=0.9)
+    assert skewed["text"].tolist() == null["text"].tolist()
+    assert sorted(skewed["occupation"]) == sorted(null["occupation"])
+
+    def typed_share(frame):
+        return np.mean([OCCUPATION_GENDER_TYPING[o] == g
+                        for o, g in zip(frame["occupation"], frame["gender"])])
+    # Skewed: 0.9 typed + 0.1 x the typed share of a uniform draw (3/6 for men, 1/6 for women).
+    assert typed_share(skewed) == pytest.approx(0.9 + 0.1 * (3 / 6 + 1 / 6) / 2, abs=0.04)
+    table = pd.crosstab(null["gender"], null["occupation"])
+    assert stats.chi2_contingency(table).pvalue > 0.001
+    assert stats.chi2_contingency(pd.crosstab(skewed["gender"], skewed["occupation"])).pvalue < 1e-20
