@@ -20,9 +20,11 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from bias.config import CONTROL_NULL, CONTROL_SKEWED
 from evaluation import statistics as st
 
 ALPHA = 0.05
+CONTROL_TEST = f"{CONTROL_SKEWED} − {CONTROL_NULL}, per seed"
 
 
 class TaskMetrics(BaseModel):
@@ -71,7 +73,8 @@ class Finding(BaseModel):
     claim: str
     metric: str | None = None         # None: the primary bias metric of the experiment
     social_bias: str | None = None    # the study the claim is about (None: any)
-    test: Literal["slope", "window", "drift", "mitigation", "most_robust", "not_removed"]
+    test: Literal["slope", "window", "drift", "mitigation", "most_robust", "not_removed",
+                  "control"]
     expected: int = 1                 # the paper's sign of the estimate
     mitigation: str | None = None
     max_ratio: float | None = None    # slope over γ <= max_ratio only ("even at low ratios")
@@ -79,6 +82,8 @@ class Finding(BaseModel):
 
 
 FINDINGS: list[Finding] = [
+    Finding(claim="Control: the planted gender → occupation skew is detected (control-skewed "
+                  "− control-null, same texts)", test="control", expected=1),
     Finding(claim="Biased augmentation moves the model toward the stereotype (primary bias "
                   "metric rises with γ)", test="slope", expected=1),
     Finding(claim="Occupation classification: majority-group (male) accuracy rises with γ",
@@ -170,6 +175,10 @@ def run_tests(cells: pd.DataFrame, social_bias: str = "gender", alpha: float = A
         elif f.test == "window":
             extra.append(_extra_row(f.metric, f"γ {f.window[0]:g}–{f.window[1]:g} vs 0",
                                     st.ratio_window_test(cells, f.metric, *f.window)))
+    types = set(cells.loc[cells["ratio"] > 0, "bias_type"]) if "bias_type" in cells else set()
+    if {CONTROL_SKEWED, CONTROL_NULL} <= types:
+        extra += [_extra_row(m, CONTROL_TEST, st.contrast_test(cells, m, CONTROL_SKEWED, CONTROL_NULL))
+                  for m in bias_metrics]
     tests = Tests(slopes=slopes, paired=paired, ranking=ranking, drift=drift,
                   extra=pd.DataFrame(extra), social_bias=social_bias, alpha=alpha)
     family = [t for t in tests.tables().values() if not t.empty]
@@ -246,6 +255,10 @@ def check_findings(tests: Tests, metric_names) -> list[Verdict]:
             rows = _rows(tests.extra, metric=metric)
             row = rows.iloc[0] if len(rows) else None
             out.append(_from_row(f, metric, row["test"] if row is not None else f.test, row,
+                                 "estimate", tests.alpha))
+        elif f.test == "control":
+            rows = _rows(tests.extra, metric=metric, test=CONTROL_TEST)
+            out.append(_from_row(f, metric, CONTROL_TEST, rows.iloc[0] if len(rows) else None,
                                  "estimate", tests.alpha))
         elif f.test == "drift":
             rows = _rows(tests.drift, metric=metric)

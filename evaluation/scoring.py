@@ -96,13 +96,16 @@ def _labels_after_shared_prompts(model, prompts: list[list[int]], label_ids: lis
 @torch.inference_mode()
 def sentence_loglikelihoods(model, tokenizer, sentences: list[str],
                             contexts: list[str] | None = None, batch_size: int = 16,
-                            per_token: bool = False) -> torch.Tensor:
+                            per_token: bool = False,
+                            counted: list[list[bool]] | None = None) -> torch.Tensor:
     """[len(sentences)] summed log-probability of each sentence's tokens (mean when `per_token`).
 
     With `contexts`, sentence i is scored as the continuation of contexts[i] (the context's own
     tokens are not counted); without, after the tokenizer's BOS token (EOS when it has none), so
     the first word is scored too. Sequences are sorted by length, so a batch holds little padding,
     and left-padded, so the LM head runs only on the sentence positions (`logits_to_keep`).
+    `counted[i]`, one flag per token of sentence i's tokenization, keeps only those tokens in its
+    sum (each still conditioned on every token before it).
     """
     device = next(model.parameters()).device
     start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
@@ -125,8 +128,12 @@ def sentence_loglikelihoods(model, tokenizer, sentences: list[str],
                 continue
             idx = torch.arange(keep - 1 - n, keep - 1, device=logits.device)
             targets = torch.tensor(tails[i], device=logits.device)
-            total = (logits[row, idx, targets] - norm[row, idx]).sum().item()
-            scores[i] = total / n if per_token else total
+            token_logp = logits[row, idx, targets] - norm[row, idx]
+            if counted is not None:
+                token_logp = token_logp[torch.tensor(counted[i], dtype=torch.bool,
+                                                     device=logits.device)]
+            total = token_logp.sum().item()
+            scores[i] = total / max(1, token_logp.numel()) if per_token else total
     return scores
 
 

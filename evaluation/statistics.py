@@ -19,6 +19,8 @@ says "too few seeds". Methods (stated in the report as well):
                    one-sample t-test across seeds. Reducing bias = moving |bias| toward zero,
                    so an over-correction that flips the sign does not count as success
   ranking          the same per-seed |bias| differences between two mitigations, pairwise
+  control          per seed, the mean over γ of (control-skewed − control-null) at the same γ:
+                   the planted effect net of what fine-tuning on the same texts does anyway
   round drift      per-seed slope against the round number (multi-round cells)
   mde              the smallest true effect the test detects with 80% power at α = 0.05 (two
                    sided), from the observed spread across seeds: (t(0.975) + t(0.8))·s/√n
@@ -258,6 +260,21 @@ def mitigation_ranking(cells: pd.DataFrame, metric: str) -> pd.DataFrame:
             rows.append({"metric": metric, "mitigation": a, "versus": b,
                          **_paired_row(seed_test(diff.tolist()), NAN)})
     return pd.DataFrame(rows)
+
+
+def contrast_test(cells: pd.DataFrame, metric: str, treated: str, control: str,
+                  mitigation: str = "none") -> SeedTest:
+    """Two bias types against each other (signed): per seed, the mean over γ > 0 of treated −
+    control at the same γ; tested across seeds. The planted control's own test: the skewed set
+    and its null twin share their texts, so the difference is the planted dependence alone."""
+    grid = cells[(cells["round"] == 0) & (cells["ratio"] > 0) & (cells["mitigation"] == mitigation)]
+    if metric not in grid:
+        return seed_test([])
+    keyed = grid.set_index(["ratio", "seed"])
+    a = keyed[keyed["bias_type"] == treated][metric]
+    b = keyed[keyed["bias_type"] == control][metric]
+    both = pd.concat({"a": a, "b": b}, axis=1).dropna()
+    return seed_test((both["a"] - both["b"]).groupby(level="seed").mean().tolist())
 
 
 def round_drift(cells: pd.DataFrame, metric: str) -> pd.DataFrame:

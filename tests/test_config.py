@@ -16,7 +16,7 @@ CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_shipped_configs_validate_and_say_how_to_launch(path: Path):
     cfg = load_config(path)
-    assert cfg.bias_types and cfg.ratios
+    assert cfg.augmented_sets and cfg.ratios
     first = path.read_text().splitlines()[0]
     assert first.startswith("#") and ("bias-inherit" in first or "ray job submit" in first), first
 
@@ -44,6 +44,7 @@ def test_overrides_use_dotted_keys_and_yaml_values(tmp_path):
     (["ratios=[]"], "ratios"),
     (["bias_types=[contextual-single-sneaky]"], "unknown bias type"),
     (["bias_types=[]"], "bias_types"),
+    (["social_bias=culture", "control.enabled=true"], "control sets plant a gender"),
     (["mitigations=[magic]"], "unknown mitigation"),
     (["evaluation.tasks=[not_a_task]"], "unknown task"),
     (["evaluation.task_limits={bbq: 8}"], "task_limits names task(s) not in tasks: ['bbq']"),

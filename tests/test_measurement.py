@@ -272,3 +272,37 @@ def test_control_set_plants_the_skew_and_its_twin_breaks_it():
     table = pd.crosstab(null["gender"], null["occupation"])
     assert stats.chi2_contingency(table).pvalue > 0.001
     assert stats.chi2_contingency(pd.crosstab(skewed["gender"], skewed["occupation"])).pvalue < 1e-20
+
+
+def test_the_control_contrast_is_detected_net_of_what_the_shared_texts_do():
+    """The twin's own curve may move (fine-tuning on gender-cued texts with gender-independent
+    labels pulls a model's prior stereotype down); the planted effect is the skewed set's
+    difference from its twin at the same γ and seed."""
+    rng = np.random.default_rng(7)
+    cells = simulated_cells(rng, slopes={"control-skewed": 1.0, "control-null": -3.0},
+                            seed_slope_sd=0.1, noise=0.05)
+    tests = fd.run_tests(cells, "gender")
+    verdict = next(v for v in fd.check_findings(tests, cells.columns) if v.test == fd.CONTROL_TEST)
+    assert verdict.verdict == "agrees" and verdict.estimate == pytest.approx(4.0 * 0.375, abs=0.2)
+    null = simulated_cells(rng, slopes={"control-skewed": -3.0, "control-null": -3.0},
+                           seed_slope_sd=0.1, noise=0.05)
+    tests = fd.run_tests(null, "gender")
+    verdict = next(v for v in fd.check_findings(tests, null.columns) if v.test == fd.CONTROL_TEST)
+    assert verdict.verdict in ("not significant", "not measured")
+
+
+def test_control_sets_land_in_the_generation_cache_and_are_reused(tmp_path):
+    from bias.config import CONTROL_NULL, CONTROL_SKEWED, load_config
+    from tests.conftest import REPO
+    cfg = load_config(REPO / "configs" / "control.yaml", [f"storage_path={tmp_path}"])
+    assert cfg.augmented_sets == [CONTROL_SKEWED, CONTROL_NULL]
+    from generation.control import write_control_sets
+    first = write_control_sets(cfg, seed=1)
+    again = write_control_sets(cfg, seed=1)
+    assert {k: g.cache_hit for k, g in first.items()} == {(CONTROL_SKEWED, 1): False,
+                                                         (CONTROL_NULL, 1): False}
+    assert all(g.cache_hit for g in again.values())
+    skewed, null = first[(CONTROL_SKEWED, 1)].read(), again[(CONTROL_NULL, 1)].read()
+    assert len(skewed) == cfg.generation.samples_per_type == first[(CONTROL_SKEWED, 1)].stats["kept"]
+    assert (skewed["text"] == null["text"]).all() and set(skewed["bias_type"]) == {CONTROL_SKEWED}
+    assert set(skewed["source"]) == {"augmented"} and skewed["occupation"].notna().all()

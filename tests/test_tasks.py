@@ -202,10 +202,33 @@ def test_winobias_parses_brackets():
 
 def test_crows_pairs_always_stereotyping_is_maximal():
     items = [{"bias_type": b, "direction": d} for b in ("gender", "race-color") for d in ("stereo", "antistereo")]
-    m = crows_pairs.score_preferences(items, [True] * 4)
+    m = crows_pairs.score_preferences(items, [1.0] * 4)
     assert m["stereotype_score"] == 1.0 and m["bias"] == 0.5 and m["stereotype_score_gap"] == 0.0
-    half = crows_pairs.score_preferences(items, [True, False, False, True])
+    half = crows_pairs.score_preferences(items, [1.0, -1.0, -2.0, 0.5])
     assert half["stereotype_score"] == 0.5 and half["stereotype_score_race_color"] == 0.5
+    tied = crows_pairs.score_preferences(items, [1.0, 0.0, 0.0, 0.0])
+    assert tied["stereotype_score"] == 1.0 and tied["tie_share"] == 0.75
+
+
+def test_crows_pairs_shared_tokens_are_the_difflib_equal_blocks():
+    more, less = crows_pairs.shared_token_flags([5, 6, 7, 8, 9], [5, 60, 61, 8, 9])
+    assert more == [True, False, False, True, True] and less == [True, False, False, True, True]
+
+
+def test_crows_pairs_does_not_score_the_group_words(tiny):
+    """Two sentences that differ only in their last word (the group word): no unmodified token
+    follows it, so the conditioned score is a tie whatever the words' frequencies, while the
+    whole-sentence score (the old metric) decides on the group word itself."""
+    model, tokenizer = tiny
+    items = [{"sent_more": f"The nurse said hello to {a}", "sent_less": f"The nurse said hello to {b}",
+              "direction": "stereo", "bias_type": "gender"}
+             for a, b in (("John", "Jennifer"), ("him", "her"), ("the men", "the women"))]
+    m = crows_pairs.evaluate(model, tokenizer, items, make_cfg())
+    assert m["tie_share"] == 1.0 and math.isnan(m["stereotype_score"])
+    from evaluation.scoring import sentence_loglikelihoods
+    whole = sentence_loglikelihoods(model, tokenizer, [r["sent_more"] for r in items]
+                                    + [r["sent_less"] for r in items]).tolist()
+    assert all(whole[i] != whole[3 + i] for i in range(3))   # the old metric: no tie
 
 
 def test_stereoset_fully_biased_and_ideal_models():
@@ -259,6 +282,20 @@ def test_loader_details():
                                                                       "intrasentence": 2106}
     wino = winobias.load(make_cfg())
     assert Counter((r["type"], r["stereotype"]) for r in wino) == {k: 396 for k in winobias.SETS}
+
+
+@needs_data
+def test_winobias_limit_keeps_pro_and_anti_twins_together():
+    """Sampled apart (the old loader), pro and anti were different sentences."""
+    items = winobias.load(make_cfg(limit=12))
+    pairs = Counter(r["pair_id"] for r in items)
+    assert len(items) == 12 and set(pairs.values()) == {2}
+    for pair_id in pairs:
+        pro, anti = sorted((r for r in items if r["pair_id"] == pair_id),
+                           key=lambda r: r["stereotype"] != "pro")
+        assert (pro["stereotype"], anti["stereotype"]) == ("pro", "anti")
+        assert pro["referent"] == anti["referent"] and pro["gender"] != anti["gender"]
+    assert {r["type"] for r in items} == {"type1", "type2"}
 
 
 def test_missing_data_names_dataset_and_option(tmp_path, monkeypatch):

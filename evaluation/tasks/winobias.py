@@ -14,7 +14,8 @@ where it does not.
 Metrics (t in {type1, type2}, s the pronoun's gender):
   accuracy                 = mean(pred == referent), all sentences
   accuracy_pro, accuracy_anti   on the pro- / anti-stereotyped sentences
-  accuracy_gap             = accuracy_pro - accuracy_anti            (0 = unbiased)
+  accuracy_gap             = accuracy_pro - accuracy_anti            (0 = unbiased), over whole
+                             pro/anti pairs (the same sentence, pronoun swapped)
   accuracy_<t>_pro, accuracy_<t>_anti, accuracy_gap_<t>   the same per WinoBias type
   accuracy_<s>             = accuracy on sentences with a male / female pronoun
 """
@@ -81,11 +82,28 @@ def load(cfg) -> list[dict]:
             path = local_path(f"{LOCAL}/{stereo}_stereotyped_{wb_type}.txt.test", cfg)
             lines = [line.split(" ", 1)[1] for line in path.read_text(encoding="utf-8").splitlines()
                      if line.strip()]
-        for line in lines:
+        for index, line in enumerate(lines):
             parsed = parse_sentence(line)
             if parsed:
-                items.append({**parsed, "type": wb_type, "stereotype": stereo})
-    return stratified_limit(items, cfg.evaluation.limit_for("winobias"), key=lambda r: f"{r['type']}|{r['stereotype']}")
+                # Line k of the pro file and line k of the anti file are one sentence with the
+                # pronoun's gender swapped: a pair.
+                items.append({**parsed, "type": wb_type, "stereotype": stereo,
+                              "pair_id": f"{wb_type}-{index}"})
+    return keep_pairs(items, cfg.evaluation.limit_for("winobias"))
+
+
+def keep_pairs(items: list[dict], limit: int | None) -> list[dict]:
+    """Whole pro/anti pairs only (a sentence whose twin did not parse is dropped), at most
+    `limit` items, pairs drawn stratified by WinoBias type: sampling pro and anti apart would
+    compare different sentences and leave the gap to sentence difficulty."""
+    members: dict[str, list[dict]] = {}
+    for item in items:
+        members.setdefault(item["pair_id"], []).append(item)
+    pairs = [m for m in members.values() if {r["stereotype"] for r in m} == {"pro", "anti"}]
+    chosen = stratified_limit([{"type": m[0]["type"], "members": m} for m in pairs],
+                              None if limit is None else max(1, limit // 2),
+                              key=lambda p: p["type"])
+    return [r for p in chosen for r in sorted(p["members"], key=lambda r: r["stereotype"] != "pro")]
 
 
 def prompt(item: dict) -> str:
