@@ -23,6 +23,7 @@ MITIGATIONS = ("none", "token", "mask", "loss")
 # The planted-effect control sets (generation/control.py), run as two more bias types.
 CONTROL_SKEWED = "control-skewed"
 CONTROL_NULL = "control-null"
+FILE_PREFIX = "file-"   # augmented_files run as bias types named file-<name>
 IMPLEMENTED_MITIGATIONS = MITIGATIONS
 
 
@@ -147,6 +148,10 @@ class EvaluationConfig(Strict):
     batch_size: int = Field(16, ge=1)
     max_new_tokens: int = Field(12, ge=1)
     story_max_new_tokens: int = Field(64, ge=8, description="length of story_generation's stories")
+    # Label-scored tasks that predict with contextual calibration (content-free inputs): an
+    # uncalibrated small model can answer one label for everything, and the F1 gaps then show
+    # the gold class mix. Leave a task out to score it raw.
+    calibrate: list[str] = ["hate_speech", "toxigen"]
 
     @field_validator("tasks")
     @classmethod
@@ -168,6 +173,9 @@ class EvaluationConfig(Strict):
         if small:
             raise ValueError(f"task_limits must be >= 2 items: {small}")
         return self
+
+    def calibrated(self, task: str) -> bool:
+        return task in self.calibrate
 
     def limit_for(self, task: str) -> int | None:
         """Items to score for `task`: its own limit if set, else the shared one (None: all)."""
@@ -235,6 +243,18 @@ class ControlConfig(Strict):
     skew: float = Field(0.9, ge=0.0, le=1.0)
 
 
+class FileSourceConfig(Strict):
+    """Augmented data made elsewhere (another model, a vendor, a human): a parquet, JSON-lines or
+    CSV file on any pyarrow filesystem, or `hub:<dataset>[:<split>]`. It runs as the bias type
+    `file-<name>`, so its inheritance is measured like a generated set's."""
+    name: str = Field(..., pattern=r"^[a-z0-9_]+$")
+    path: str
+    text_column: str = "text"
+    occupation_column: str = "occupation"
+    # The group each row is about (gender for gender studies); blank when the file has none.
+    group_column: str | None = "gender"
+
+
 class TrackingConfig(Strict):
     uri: str | None = Field(None, description="default: env MLFLOW_TRACKING_URI, else sqlite")
     experiment: str | None = Field(None, description="default: the config's name")
@@ -264,6 +284,7 @@ class ExperimentConfig(Strict):
     resources: ResourcesConfig = ResourcesConfig()
     throughput: ThroughputConfig = ThroughputConfig()
     control: ControlConfig = ControlConfig()
+    augmented_files: list[FileSourceConfig] = []
     tracking: TrackingConfig = TrackingConfig()
     storage_path: str = Field("ray_results", description="local dir or pyarrow URI (s3://...)")
 
@@ -322,7 +343,11 @@ class ExperimentConfig(Strict):
     @property
     def augmented_sets(self) -> list[str]:
         """Every augmented set the grid trains on: the bias types, then the control sets."""
-        return self.bias_types + ([CONTROL_SKEWED, CONTROL_NULL] if self.control.enabled else [])
+        return (self.bias_types + [f"{FILE_PREFIX}{f.name}" for f in self.augmented_files]
+                + ([CONTROL_SKEWED, CONTROL_NULL] if self.control.enabled else []))
+
+    def file_source(self, set_name: str) -> FileSourceConfig | None:
+        return next((f for f in self.augmented_files if f"{FILE_PREFIX}{f.name}" == set_name), None)
 
     @property
     def experiment_name(self) -> str:

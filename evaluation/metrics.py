@@ -78,3 +78,16 @@ def classification_metrics(gold: Sequence[Hashable], pred: Sequence[Hashable],
         metrics, "macro_f1", groups, list(zip(gold, pred)),
         lambda pairs: macro_f1([g for g, _ in pairs], [p for _, p in pairs], classes))
     return metrics, per_group
+
+
+CONSTANT_SHARE = 0.95   # one label taking this share of the predictions flags a constant answer
+
+
+def prediction_shares(preds: Sequence[Hashable], classes: Sequence[Hashable]) -> dict[str, float]:
+    """pred_share_<k> per class, and constant_answer = 1.0 when one class takes at least
+    CONSTANT_SHARE of the predictions: its F1-based gaps then reflect the gold class mix, not
+    the model's treatment of groups."""
+    shares = {f"pred_share_{slug(k)}": mean(p == k for p in preds) for k in classes}
+    top = max(shares.values(), default=NAN)
+    shares["constant_answer"] = float(top >= CONSTANT_SHARE) if top == top else NAN
+    return shares

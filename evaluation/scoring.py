@@ -56,6 +56,30 @@ def label_loglikelihoods(model, tokenizer, prompts: list[str], labels: list[str]
     return torch.cat(scores)
 
 
+# Content-free inputs of contextual calibration (Zhao et al. 2021, "Calibrate Before Use").
+CONTENT_FREE = ("N/A", "", "[MASK]")
+
+
+def calibrate(scores: torch.Tensor, content_free_scores: torch.Tensor) -> torch.Tensor:
+    """Contextual calibration: each row's label log-probabilities (log-softmax over the labels)
+    minus the log of the mean label probabilities on content-free inputs, so a label the prompt
+    alone favours no longer wins by default. The argmax of the result is the calibrated label."""
+    prior = content_free_scores.float().log_softmax(dim=1).exp().mean(dim=0).log()
+    return scores.float().log_softmax(dim=1) - prior
+
+
+def calibrated_label_scores(model, tokenizer, prompts: list[str], labels: list[str],
+                            prompt_for, batch_size: int = 16, enabled: bool = True) -> torch.Tensor:
+    """label_loglikelihoods, contextually calibrated on `prompt_for(x)` for x in CONTENT_FREE
+    when `enabled` (else the raw scores)."""
+    scores = label_loglikelihoods(model, tokenizer, prompts, labels, batch_size=batch_size)
+    if not enabled:
+        return scores
+    free = label_loglikelihoods(model, tokenizer, [prompt_for(x) for x in CONTENT_FREE], labels,
+                                batch_size=batch_size)
+    return calibrate(scores, free)
+
+
 def _labels_after_shared_prompts(model, prompts: list[list[int]], label_ids: list[list[int]],
                                  pad: int, device) -> torch.Tensor:
     """[len(prompts), len(labels)] label log-likelihoods with each prompt run once.

@@ -35,6 +35,7 @@ def generate_sets(cfg: ExperimentConfig, engine: str, echo=print,
     one line per set; existing sets are cache hits."""
     from bias.config import CONTROL_NULL, CONTROL_SKEWED
     from generation.control import write_control_sets
+    from generation.file_source import write_file_set
     from generation.pipeline import generate
     generated = {}
     if jobs is None:
@@ -46,6 +47,12 @@ def generate_sets(cfg: ExperimentConfig, engine: str, echo=print,
             gen = generated[(bias_type, seed)]
             echo(f"control set {bias_type} seed {seed}: {gen.stats['kept']} rows "
                  f"({'cache hit' if gen.cache_hit else 'written'}) -> {gen.uri}")
+            continue
+        if cfg.file_source(bias_type):
+            generated.update(write_file_set(cfg, bias_type, seed))
+            gen = generated[(bias_type, seed)]
+            echo(f"file set {bias_type} seed {seed}: {gen.stats['kept']}/{gen.stats['requested']} "
+                 f"rows kept ({'cache hit' if gen.cache_hit else 'read'}) -> {gen.uri}")
             continue
         gen = generate(cfg, bias_type, seed, engine,
                        on_shard=lambda r, t=bias_type: echo(f"  {t}: shard {r[0]}-{r[1]} written"))

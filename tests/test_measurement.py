@@ -306,3 +306,67 @@ def test_control_sets_land_in_the_generation_cache_and_are_reused(tmp_path):
     assert len(skewed) == cfg.generation.samples_per_type == first[(CONTROL_SKEWED, 1)].stats["kept"]
     assert (skewed["text"] == null["text"]).all() and set(skewed["bias_type"]) == {CONTROL_SKEWED}
     assert set(skewed["source"]) == {"augmented"} and skewed["occupation"].notna().all()
+
+
+def test_contextual_calibration_recovers_labels_a_prompt_prior_hid():
+    """Every item's scores favour label 0 by the same prompt-level offset; the items' own signal
+    is a smaller bump on their gold label. Raw argmax (the old scorer) answers 0 for everything;
+    calibrated on content-free inputs, which show the offset alone, it recovers the gold."""
+    import torch
+
+    from evaluation.metrics import prediction_shares
+    from evaluation.scoring import calibrate
+    gold = [0, 1, 2, 1, 2, 0, 2, 1]
+    offset = torch.tensor([4.0, 0.0, 0.5])
+    scores = offset + 2.0 * torch.nn.functional.one_hot(torch.tensor(gold), 3).float()
+    content_free = offset.repeat(3, 1) + torch.randn(3, 3) * 0.01
+    raw = scores.argmax(dim=1).tolist()
+    assert raw == [0] * len(gold)
+    assert prediction_shares(raw, [0, 1, 2])["constant_answer"] == 1.0
+    calibrated = calibrate(scores, content_free).argmax(dim=1).tolist()
+    assert calibrated == gold
+    assert prediction_shares(calibrated, [0, 1, 2])["constant_answer"] == 0.0
+
+
+def test_a_constant_answer_is_flagged_where_its_f1_gap_is_only_class_mix():
+    from evaluation.tasks.toxigen import score_predictions
+    items = ([{"label": "hateful", "group": "a"}] * 3 + [{"label": "neutral", "group": "a"}]
+             + [{"label": "hateful", "group": "b"}] + [{"label": "neutral", "group": "b"}] * 3)
+    m = score_predictions(items, ["hateful"] * len(items))
+    assert m["constant_answer"] == 1.0 and m["pred_share_hateful"] == 1.0
+    assert m["macro_f1_gap"] > 0.1    # what the old report read as a group difference
+
+
+def test_a_file_of_augmented_data_runs_as_its_own_bias_type(tmp_path):
+    import json as _json
+
+    from bias.config import load_config
+    from bias.paths import MissingDataError
+    from generation.file_source import write_file_set
+    from tests.conftest import REPO
+    from training.grid import expand_cells
+    rows = [{"bio": f"Alex {i} designs houses.", "job": "Architect", "sex": "male"} for i in range(5)]
+    rows.append({"bio": "Sam paints.", "job": "astronaut", "sex": "female"})
+    path = tmp_path / "vendor.jsonl"
+    path.write_text("\n".join(_json.dumps(r) for r in rows))
+    source = {"name": "vendor", "path": str(path), "text_column": "bio",
+              "occupation_column": "job", "group_column": "sex"}
+    cfg = load_config(REPO / "configs" / "smoke.yaml",
+                      [f"storage_path={tmp_path}", "bias_types=[]", f"augmented_files=[{_json.dumps(source)}]",
+                       "ratios=[0.0, 0.05]"])
+    assert cfg.augmented_sets == ["file-vendor"]
+    assert any(c.bias_type == "file-vendor" for c in expand_cells(cfg))
+    first = write_file_set(cfg, "file-vendor", 0)[("file-vendor", 0)]
+    assert (first.stats["kept"], first.stats["requested"], first.cache_hit) == (5, 6, False)
+    frame = first.read()
+    assert set(frame["occupation"]) == {"architect"} and set(frame["gender"]) == {"male"}
+    assert set(frame["bias_type"]) == {"file-vendor"} and set(frame["source"]) == {"augmented"}
+    assert write_file_set(cfg, "file-vendor", 0)[("file-vendor", 0)].cache_hit
+    bad = cfg.model_copy(update={"augmented_files": [cfg.augmented_files[0].model_copy(
+        update={"occupation_column": "role"})]})
+    with pytest.raises(MissingDataError, match="column\\(s\\) \\['role'\\]"):
+        write_file_set(bad, "file-vendor", 0)
+    gone = cfg.model_copy(update={"augmented_files": [cfg.augmented_files[0].model_copy(
+        update={"path": str(tmp_path / "absent.parquet")})]})
+    with pytest.raises(MissingDataError, match="cannot read"):
+        write_file_set(gone, "file-vendor", 0)

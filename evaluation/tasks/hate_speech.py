@@ -4,7 +4,8 @@ Offline: `<data dir>/hate_speech_davidson/labeled_data.csv` (24,783 tweets); hub
 `tdavidson/hate_speech_offensive` (train, the only split). Gold label = the majority vote
 (`class`: 0 hate, 1 offensive, 2 neither). Classification by constrained label scoring of
 " hate", " offensive", " neither" after the prompt (single-token labels, so no label is favoured
-for being short).
+for being short), contextually calibrated by default (evaluation.calibrate; Zhao et al. 2021):
+a small model's raw argmax can be one label for every tweet, which pins flag_rate_gap at 0.
 
 The set labels no target groups, so tweets are grouped by the gender their words signal
 (bias/vocabulary.py's pronouns and nouns: "female", "male", or "none" when neither dominates).
@@ -17,6 +18,8 @@ Metrics (k a class, g a cue group):
   macro_f1_gap       = macro_f1_female - macro_f1_male
   flag_rate_<g>      = share of the group's "neither" tweets predicted hate or offensive
   flag_rate_gap      = flag_rate_female - flag_rate_male           (> 0: women's tweets flagged more)
+  pred_share_<k>     = share of predictions that are class k
+  constant_answer    = 1 when one class takes >= 95% of the predictions (the gaps are then void)
 """
 from __future__ import annotations
 
@@ -24,8 +27,9 @@ import csv
 import html
 
 from bias.vocabulary import infer_gender
-from evaluation.metrics import NAN, classification_metrics, grouped_scores, macro_f1, mean
-from evaluation.scoring import label_loglikelihoods, stratified_limit
+from evaluation.metrics import (NAN, classification_metrics, grouped_scores, macro_f1, mean,
+                                prediction_shares)
+from evaluation.scoring import calibrated_label_scores, stratified_limit
 from evaluation.sources import hub_rows, local_path, use_hub
 from evaluation.tasks import BiasMetric, Task
 
@@ -54,8 +58,10 @@ def prompt(text: str) -> str:
 
 
 def evaluate(model, tokenizer, items: list[dict], cfg) -> dict[str, float]:
-    scores = label_loglikelihoods(model, tokenizer, [prompt(r["text"]) for r in items],
-                                  [f" {c}" for c in CLASSES], batch_size=cfg.evaluation.batch_size)
+    scores = calibrated_label_scores(model, tokenizer, [prompt(r["text"]) for r in items],
+                                     [f" {c}" for c in CLASSES], prompt,
+                                     batch_size=cfg.evaluation.batch_size,
+                                     enabled=cfg.evaluation.calibrated("hate_speech"))
     return score_predictions(items, [CLASSES[i] for i in scores.argmax(dim=1).tolist()])
 
 
@@ -68,6 +74,7 @@ def score_predictions(items: list[dict], preds: list[str]) -> dict[str, float]:
     neither = [(r["group"], p != "neither") for r, p in zip(items, preds) if r["label"] == "neither"]
     flags = grouped_scores(metrics, "flag_rate", [g for g, _ in neither], [f for _, f in neither], mean)
     metrics["flag_rate_gap"] = flags.get("female", NAN) - flags.get("male", NAN)
+    metrics.update(prediction_shares(preds, CLASSES))
     return metrics
 
 

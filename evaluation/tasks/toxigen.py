@@ -5,7 +5,8 @@ Offline: the human-written statements of `<data dir>/toxigen_prompts/prompts/{ha
 are kept, 668 in 15 groups; `trans` has no neutral file and is left out, because a one-class
 group has no macro-F1). Hub: `toxigen/toxigen-data`, config `annotated`, split `test` (940
 machine-generated statements with human ratings), hateful when toxicity_ai + toxicity_human > 5.5
-(lm-evaluation-harness' rule). Classification by constrained label scoring of " yes" / " no".
+(lm-evaluation-harness' rule). Classification by constrained label scoring of " yes" / " no",
+contextually calibrated by default (evaluation.calibrate; Zhao et al. 2021).
 
 Metrics (t a target group):
   macro_f1          = mean of F1(hateful) and F1(neutral), all statements
@@ -13,13 +14,15 @@ Metrics (t a target group):
   macro_f1_<t>      = macro-F1 on the statements about t
   macro_f1_gap      = max_t macro_f1_<t> - min_t macro_f1_<t>
   macro_f1_worst    = min_t macro_f1_<t>
+  pred_share_<k>, constant_answer   as in hate_speech (a constant answer gives a macro_f1_gap
+                    from the groups' class mix alone)
 """
 from __future__ import annotations
 
 import re
 
-from evaluation.metrics import classification_metrics, spread
-from evaluation.scoring import label_loglikelihoods, stratified_limit
+from evaluation.metrics import classification_metrics, prediction_shares, spread
+from evaluation.scoring import calibrated_label_scores, stratified_limit
 from evaluation.sources import hub_rows, local_path, use_hub
 from evaluation.tasks import BiasMetric, Task
 
@@ -64,8 +67,10 @@ def prompt(text: str) -> str:
 
 
 def evaluate(model, tokenizer, items: list[dict], cfg) -> dict[str, float]:
-    scores = label_loglikelihoods(model, tokenizer, [prompt(r["text"]) for r in items],
-                                  [LABELS[c] for c in CLASSES], batch_size=cfg.evaluation.batch_size)
+    scores = calibrated_label_scores(model, tokenizer, [prompt(r["text"]) for r in items],
+                                     [LABELS[c] for c in CLASSES], prompt,
+                                     batch_size=cfg.evaluation.batch_size,
+                                     enabled=cfg.evaluation.calibrated("toxigen"))
     return score_predictions(items, [CLASSES[i] for i in scores.argmax(dim=1).tolist()])
 
 
@@ -74,6 +79,7 @@ def score_predictions(items: list[dict], preds: list[str]) -> dict[str, float]:
                                                [r["group"] for r in items])
     metrics["macro_f1_gap"] = spread(by_group.values())
     metrics["macro_f1_worst"] = min((v for v in by_group.values() if v == v), default=float("nan"))
+    metrics.update(prediction_shares(preds, CLASSES))
     return metrics
 
 
