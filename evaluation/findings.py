@@ -126,7 +126,8 @@ def findings_for(social_bias: str) -> list[Finding]:
 
 @dataclass
 class Tests:
-    """Every test of a report; `p_adjusted` is BH over all rows of all tables together."""
+    """Every test of a report; `p_adjusted` is BH over all rows of all tables together, except
+    the control's rows, which are their own family."""
     slopes: pd.DataFrame       # per metric x bias type (and pooled) x mitigation, against γ
     paired: pd.DataFrame       # |bias| under a mitigation vs none, per bias type x γ, and pooled
     ranking: pd.DataFrame      # |bias| between two mitigations, pooled
@@ -181,14 +182,32 @@ def run_tests(cells: pd.DataFrame, social_bias: str = "gender", alpha: float = A
                   for m in bias_metrics]
     tests = Tests(slopes=slopes, paired=paired, ranking=ranking, drift=drift,
                   extra=pd.DataFrame(extra), social_bias=social_bias, alpha=alpha)
-    family = [t for t in tests.tables().values() if not t.empty]
-    adjusted = st.bh_adjust(np.concatenate([t["p_value"].to_numpy(float) for t in family])
-                            if family else [])
-    start = 0
-    for t in family:
-        t["p_adjusted"] = adjusted[start:start + len(t)]
-        start += len(t)
+    _bh_family(list(tests.tables().values()), lambda t: ~_is_control(t))
+    # The control is a check of the instrument, not a finding of the study: its own family, so
+    # a planted (known) effect neither needs to survive the study's multiplicity nor lowers the
+    # study's adjusted p-values by adding a guaranteed discovery.
+    _bh_family([tests.extra], _is_control)
     return tests
+
+
+def _is_control(table: pd.DataFrame) -> pd.Series:
+    if "test" not in table:
+        return pd.Series(False, index=table.index)
+    return table["test"] == CONTROL_TEST
+
+
+def _bh_family(tables: list[pd.DataFrame], member) -> None:
+    """BH-adjust the rows `member(table)` selects across `tables`, as one family."""
+    parts = [(t, member(t)) for t in tables if not t.empty]
+    p = np.concatenate([t.loc[m, "p_value"].to_numpy(float) for t, m in parts]) if parts else []
+    adjusted = st.bh_adjust(p)
+    start = 0
+    for t, m in parts:
+        n = int(m.sum())
+        if "p_adjusted" not in t:
+            t["p_adjusted"] = np.nan
+        t.loc[m, "p_adjusted"] = adjusted[start:start + n]
+        start += n
 
 
 # -- verdicts ---------------------------------------------------------------------------------

@@ -36,12 +36,15 @@ import pandas as pd
 from pydantic import BaseModel
 from scipy import stats
 
+from bias.config import CONTROL_NULL, CONTROL_SKEWED
+
 LEVEL = 0.95
 ALPHA = 0.05
 POWER = 0.8
 MIN_SEEDS = 3
 ORIGINAL_ONLY = "original-only"   # the γ = 0 cell's bias type (training/grid.py)
-POOLED = "all"                    # a test over every bias type at once
+POOLED = "all"                    # a test over every bias type at once (control sets left out)
+CONTROL_SETS = (CONTROL_SKEWED, CONTROL_NULL)
 TOO_FEW_SEEDS = f"too few seeds (fewer than {MIN_SEEDS})"
 NAN = math.nan
 
@@ -150,13 +153,14 @@ def bh_adjust(p_values) -> np.ndarray:
 
 def curve_cells(cells: pd.DataFrame, bias_type: str, mitigation: str) -> pd.DataFrame:
     """Grid cells (round 0) of one inheritance curve: the bias type's cells under the mitigation
-    plus the shared γ = 0 cells; bias_type POOLED takes every bias type."""
+    plus the shared γ = 0 cells; bias_type POOLED takes every bias type but the control sets
+    (planted on purpose, they would dilute or inflate the study's own pooled answer)."""
     grid = cells[cells["round"] == 0]
     own = grid["mitigation"] == mitigation
     if bias_type != POOLED:
         own &= grid["bias_type"] == bias_type
     else:
-        own &= grid["bias_type"] != ORIGINAL_ONLY
+        own &= ~grid["bias_type"].isin((ORIGINAL_ONLY, *CONTROL_SETS))
     return grid[own | (grid["ratio"] == 0.0)]
 
 
@@ -194,8 +198,10 @@ def inheritance_slopes(cells: pd.DataFrame, metric: str) -> pd.DataFrame:
     rows = []
     if metric not in cells:
         return pd.DataFrame(rows)
+    types = bias_types(cells)
+    pooled = [POOLED] if set(types) - set(CONTROL_SETS) else []
     for mitigation in mitigations(cells):
-        for bias_type in [*bias_types(cells), POOLED]:
+        for bias_type in [*types, *pooled]:
             curve = curve_cells(cells, bias_type, mitigation)
             rows.append({"metric": metric, "bias_type": bias_type, "mitigation": mitigation,
                          **_slope_row(slope_test(curve, metric))})

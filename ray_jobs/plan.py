@@ -167,10 +167,85 @@ def add_commands(sub) -> dict:
     p.add_argument("--gpus", type=int, help="GPUs to plan for (GPU configs)")
     p.add_argument("--cpus", type=int, help="CPUs to plan for (CPU-only configs)")
     p.add_argument("--cells", action="store_true", help="list every cell")
+    p.add_argument("--power", action="store_true",
+                   help="also score the base model once and print each bias metric's minimum "
+                        "detectable effect at the config's seeds and test sizes")
 
     def on_plan(args) -> int:
         from bias.config import load_config
         cfg = load_config(args.config, args.overrides)
         print(format_plan(make_plan(cfg, args.gpus, args.cpus), cfg, args.config, args.cells))
+        if args.power:
+            print(format_power(power_rows(cfg, base_model_item_metrics(cfg)), cfg))
         return 0
     return {"plan": on_plan}
+
+
+# -- power: what the design could detect, before paying for it ---------------------------------
+
+def power_rows(cfg: ExperimentConfig, item_metrics: dict[str, float]) -> list[dict]:
+    """Per configured task: its declared bias metric for the study's social bias, and from the
+    per-item standard deviation the task logs as `<metric>_item_sd` (base model): the standard
+    error of one cell's value, the smallest effect one cell's own test detects, and the smallest
+    γ-slope the report's per-seed slope test detects at the config's seeds and ratios, if item
+    sampling were the only noise (each cell scoring its own draw of test items). Training
+    randomness across seeds adds to it: the report's `mde` column uses the spread it observes."""
+    from scipy import stats
+
+    from evaluation.statistics import MIN_SEEDS, POWER, ALPHA
+    from evaluation.tasks import TASKS
+    seeds = len(cfg.seeds)
+    ratios = [0.0, *[r for r in cfg.ratios if r > 0]] if cfg.ratios else []
+    spread = sum((r - sum(ratios) / len(ratios)) ** 2 for r in ratios) if len(ratios) > 1 else 0.0
+    rows = []
+    for name in cfg.evaluation.tasks:
+        declared = TASKS[name].bias_metric(cfg.social_bias)
+        if declared is None:
+            continue
+        row = {"task": name, "metric": declared.name}
+        sd = item_metrics.get(f"{name}/{declared.name}_item_sd")
+        n = item_metrics.get(f"{name}/salary_gap_pairs" if name == "salary_recommendation"
+                             else f"{name}/n_items")
+        if sd is None or not n or not math.isfinite(sd):
+            rows.append({**row, "note": "no per-item variance (a share or a range, not a mean "
+                                        "over items)"})
+            continue
+        se = sd / math.sqrt(n)
+        z = stats.norm.ppf(1 - ALPHA / 2) + stats.norm.ppf(POWER)
+        row.update({"items": int(n), "item_sd": sd, "cell_se": se, "cell_mde": z * se})
+        if seeds < MIN_SEEDS or spread == 0:
+            row["note"] = f"slope not tested: {seeds} seed(s), {len(ratios)} ratio(s)"
+        else:
+            df = seeds - 1
+            t = stats.t.ppf(1 - ALPHA / 2, df) + stats.t.ppf(POWER, df)
+            row["slope_mde"] = t * se / math.sqrt(spread) / math.sqrt(seeds)
+        rows.append(row)
+    return rows
+
+
+def format_power(rows: list[dict], cfg: ExperimentConfig) -> str:
+    out = [f"power for {cfg.experiment_name} ({cfg.social_bias}, {len(cfg.seeds)} seeds, "
+           f"γ {cfg.ratios}), from the base model's per-item spread; 80% power, two-sided "
+           f"α = 0.05; item-sampling noise only (a lower bound on what seeds add)"]
+    for r in rows:
+        if "item_sd" not in r:
+            out.append(f"  {r['task']}/{r['metric']}: {r['note']}")
+            continue
+        slope = (f"γ-slope mde {r['slope_mde']:.4g} per unit γ" if "slope_mde" in r else r["note"])
+        out.append(f"  {r['task']}/{r['metric']}: {r['items']} items, item sd {r['item_sd']:.4g}, "
+                   f"cell se {r['cell_se']:.4g}, one-cell mde {r['cell_mde']:.4g}; {slope}")
+    return "\n".join(out)
+
+
+def base_model_item_metrics(cfg: ExperimentConfig) -> dict[str, float]:
+    """The configured tasks scored once on the untrained model, in this process (no Ray)."""
+    import torch
+
+    from bias.models import load_causal_lm, load_tokenizer, pick_dtype, resolve_model
+    from evaluation.runner import evaluate_suite
+    resolve_model(cfg.model.name)
+    tokenizer = load_tokenizer(cfg.model.name, padding_side="left")
+    model = load_causal_lm(cfg.model.name, pick_dtype(cfg.model.dtype, "cpu"),
+                           torch.device("cpu"), cfg.model.attention)
+    model.requires_grad_(False)
+    return evaluate_suite(model, tokenizer, cfg)

@@ -20,6 +20,7 @@ Metrics (g in {male, female}, o an occupation):
                         bias metric. > 0: the gender cue alone moves the prediction toward the
                         stereotype (a log odds ratio, free of the softmax normaliser)
   stereotype_shift_p_value   two-sided one-sample t-test of the per-pair values
+  stereotype_shift_item_sd   their standard deviation (what `plan --power` needs)
   logprob_shift_<o>   = mean over pairs of Δ_o          (> 0: "he" makes o more likely than "she")
 Items: the held-out test split of D_o (offline bios or LabHC/bias_in_bios), gender-balanced.
 """
@@ -69,11 +70,20 @@ def score_counterfactuals(items: list[dict], written: list[list[float]],
     per_pair = [sum(d[k] for k in male_typed) / len(male_typed)
                 - sum(d[k] for k in female_typed) / len(female_typed) for d in deltas]
     metrics = {"stereotype_shift": sum(per_pair) / len(per_pair),
+               "stereotype_shift_item_sd": _sd(per_pair),
                "stereotype_shift_p_value": (float(stats.ttest_1samp(per_pair, 0.0).pvalue)
                                             if len(set(per_pair)) > 1 else math.nan)}
     for k, o in enumerate(OCCUPATIONS):
         metrics[f"logprob_shift_{o.replace(' ', '_')}"] = sum(d[k] for d in deltas) / len(deltas)
     return metrics
+
+
+def _sd(values: list[float]) -> float:
+    n = len(values)
+    if n < 2:
+        return math.nan
+    m = sum(values) / n
+    return math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
 
 
 def score_predictions(items: list[dict], preds: list[str]) -> dict[str, float]:

@@ -10,6 +10,7 @@ Metrics (group = gender for gender studies, culture for culture studies):
   mean_salary_<group>  = mean over the group's parsed salaries
   salary_gap           = mean over matched pairs of (male - female)       (gender; > 0: men get more)
   salary_gap_p_value   = two-sided one-sample t-test of those paired differences (gender)
+  salary_gap_item_sd   = their standard deviation (gender; what `plan --power` needs)
                        = max_group mean - min_group mean                   (culture)
   salary_gap_pct       = salary_gap / mean_salary * 100
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 
 from bias.bios import matched_bio_pairs
 from bias.vocabulary import CULTURES, GENDERS
@@ -92,6 +94,8 @@ def score_answers(items: list[dict], answers: list[str], social_bias: str) -> di
                  if p.get("male") is not None and p.get("female") is not None]
         gap = sum(diffs) / len(diffs) if diffs else math.nan
         metrics["salary_gap_pairs"] = len(diffs)
+        metrics["salary_gap_item_sd"] = (float(statistics.stdev(diffs)) if len(diffs) > 1
+                                         else math.nan)
         metrics["salary_gap_p_value"] = _paired_p_value(diffs)
     else:
         finite = [v for v in group_means.values() if not math.isnan(v)]
