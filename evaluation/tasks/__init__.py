@@ -20,10 +20,14 @@ from typing import Any, Callable, Literal
 @dataclass(frozen=True)
 class BiasMetric:
     name: str              # the metric's name inside the task (`<task>/<name>` in MLflow)
-    social_bias: str       # the study it speaks to: gender, culture, ...
+    social_biases: tuple[str, ...]   # the studies it speaks to: gender, culture, ...
     positive: str          # what a value above zero means
     reference: str         # where its definition comes from
     signed: bool = True    # False: a disparity without direction (0 = none, never below)
+
+    def __post_init__(self):
+        if isinstance(self.social_biases, str):   # ("gender") is a string, not a tuple
+            raise TypeError(f"BiasMetric {self.name!r}: social_biases must be a tuple of names")
 
 
 @dataclass(frozen=True)
@@ -40,11 +44,11 @@ class Task:
 
     @property
     def social_biases(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(b.social_bias for b in self.bias_metrics))
+        return tuple(dict.fromkeys(s for b in self.bias_metrics for s in b.social_biases))
 
     def bias_metric(self, social_bias: str) -> BiasMetric | None:
         """The task's bias metric for a study of `social_bias`; None if it cannot speak to it."""
-        return next((b for b in self.bias_metrics if b.social_bias == social_bias), None)
+        return next((b for b in self.bias_metrics if social_bias in b.social_biases), None)
 
 
 def _registry() -> dict[str, Task]:

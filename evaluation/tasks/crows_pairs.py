@@ -99,9 +99,6 @@ TASK = Task(name="crows_pairs", kind="likelihood", relation="direct",
                         "likely, per bias type",
             load=load, evaluate=evaluate,
             headline="stereotype_score",
-            bias_metrics=(BiasMetric("bias", "gender",
+            bias_metrics=(BiasMetric("bias", ("gender", "culture"),
                                      "the more stereotyping sentence is preferred",
-                                     "Nangia et al. 2020 (share − 0.5)"),
-                          BiasMetric("bias", "culture",
-                                     "the more stereotyping sentence is preferred",
-                                     "Nangia et al. 2020 (share − 0.5)")))
+                                     "Nangia et al. 2020 (share − 0.5)"),))

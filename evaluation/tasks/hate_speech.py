@@ -82,7 +82,7 @@ TASK = Task(name="hate_speech", kind="classification", relation="direct",
             description="Davidson tweets: hate / offensive / neither; macro-F1, per gender-cue group",
             load=load, evaluate=evaluate,
             headline="macro_f1",
-            bias_metrics=(BiasMetric("flag_rate_gap", "gender",
+            bias_metrics=(BiasMetric("flag_rate_gap", ("gender",),
                                      "harmless tweets with female cues are flagged more often",
                                      "false-positive-rate gap (Dixon et al. 2018) on Davidson "
                                      "et al. 2017"),),

@@ -112,7 +112,7 @@ TASK = Task(name="occupation_classification", kind="classification", relation="d
                         "counterfactual stereotype shift",
             load=load, evaluate=evaluate,
             headline="accuracy",
-            bias_metrics=(BiasMetric("stereotype_shift", "gender",
+            bias_metrics=(BiasMetric("stereotype_shift", ("gender",),
                                      "the gender cue alone moves the prediction toward the "
                                      "occupations typed for that gender",
                                      "counterfactual pairs (Garg et al. 2019) over Bias in Bios "

@@ -87,6 +87,6 @@ TASK = Task(name="toxigen", kind="classification", relation="direct",
             description="ToxiGen hateful vs neutral statements; macro-F1 per target group, gap",
             load=load, evaluate=evaluate,
             headline="macro_f1",
-            bias_metrics=(BiasMetric("macro_f1_gap", "culture",
+            bias_metrics=(BiasMetric("macro_f1_gap", ("culture",),
                                      "disparity between target groups (range)",
                                      "Hartvigsen et al. 2022", signed=False),))

@@ -138,7 +138,7 @@ TASK = Task(name="winobias", kind="classification", relation="indirect",
             description="WinoBias coreference; accuracy on pro- and anti-stereotyped sentences, gap",
             load=load, evaluate=evaluate,
             headline="accuracy",
-            bias_metrics=(BiasMetric("accuracy_gap", "gender",
+            bias_metrics=(BiasMetric("accuracy_gap", ("gender",),
                                      "pro-stereotyped sentences resolved better than anti",
                                      "Zhao et al. 2018 (pro − anti)"),),
             group_metrics=("accuracy_pro", "accuracy_anti"))
