@@ -257,7 +257,10 @@ def check_findings(tests: Tests, metric_names) -> list[Verdict]:
     names = set(metric_names)
     primary = primary_bias(names, tests.social_bias)
     out = []
+    has_control = not _rows(tests.extra, test=CONTROL_TEST).empty if not tests.extra.empty else False
     for f in findings_for(tests.social_bias):
+        if f.test == "control" and not has_control:
+            continue   # no control sets in this experiment: nothing to say about them
         metric = f.metric or primary
         if metric is None or metric not in names:
             out.append(Verdict(claim=f.claim, metric=metric or "(no bias metric)", test=f.test,

@@ -29,7 +29,12 @@ def test_real_embeddings_separate_bios_from_other_text():
     x = embed(bios)
     assert x.shape == (40, 384) and np.allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-4)
     assert mmd_test(x[:20], embed(other), permutations=200)["p_value"] < 0.01
-    assert mmd_test(x[:20], x[20:], permutations=200)["p_value"] > 0.05
+    # Two halves of one set are exchangeable: p < 0.05 in about 1 set of 20. One set can land
+    # there by chance (seed 0 does), so over ten sets at most three (a calibrated test exceeds
+    # that 0.1% of the time).
+    halves = [mmd_test(h[:20], h[20:], permutations=200)["p_value"]
+              for h in [x] + [embed([r["text"] for r in write_bios(40, seed=s)]) for s in range(1, 10)]]
+    assert sum(p < 0.05 for p in halves) <= 3, halves
 
 
 @pytest.fixture
