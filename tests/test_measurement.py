@@ -162,13 +162,13 @@ def test_most_robust_needs_pairwise_significance_not_the_best_point_estimate():
 def test_culture_studies_are_judged_on_culture_metrics():
     names = ["occupation_classification/accuracy", "occupation_classification/accuracy_gap",
              "occupation_classification/stereotype_shift", "salary_recommendation/mean_salary",
-             "salary_recommendation/salary_gap", "crows_pairs/bias",
-             "crows_pairs/stereotype_score"]
+             "salary_recommendation/salary_gap", "salary_recommendation/salary_gap_excess",
+             "crows_pairs/bias", "crows_pairs/stereotype_score"]
     assert fd.primary_bias(names, "gender") == "occupation_classification/stereotype_shift"
     culture = fd.primary_bias(names, "culture")
     assert culture == "crows_pairs/bias"      # signed first; never a gender metric
     assert "occupation_classification" not in fd.tasks_in(names, "culture")
-    assert fd.primary_bias(names[:5], "culture") == "salary_recommendation/salary_gap"
+    assert fd.primary_bias(names[:6], "culture") == "salary_recommendation/salary_gap_excess"
 
 
 def test_every_task_declares_its_metrics_with_a_sign():
@@ -177,6 +177,8 @@ def test_every_task_declares_its_metrics_with_a_sign():
         assert task.headline and task.bias_metrics, task.name
         for metric in task.bias_metrics:
             assert set(metric.social_biases) <= {"gender", "culture"} and metric.positive
+            # A raw range over groups is positive under no bias: never declared without its null.
+            assert metric.signed or metric.name.endswith("_excess"), (task.name, metric.name)
             assert metric.reference, (task.name, metric.name)
     assert {t for t in TASKS if TASKS[t].bias_metric("gender")} >= {
         "occupation_classification", "salary_recommendation", "winobias", "stereoset"}
@@ -340,6 +342,31 @@ def test_a_constant_answer_is_flagged_where_its_f1_gap_is_only_class_mix():
     m = score_predictions(items, ["hateful"] * len(items))
     assert m["constant_answer"] == 1.0 and m["pred_share_hateful"] == 1.0
     assert m["macro_f1_gap"] > 0.1    # what the old report read as a group difference
+    # Beside its permutation null the gap is no larger than chance: the declared metric is the
+    # excess, and the permutation p is not small.
+    assert abs(m["macro_f1_gap_excess"]) < m["macro_f1_gap"] and m["macro_f1_gap_perm_p"] > 0.2
+
+
+def test_range_over_groups_is_reported_beside_its_permutation_null():
+    """With 8 groups of pure noise the range is far above 0 (the old metric read that as bias);
+    its excess over the permutation null is centred at 0 and the permutation p is uniform, while
+    a planted group difference shows as a positive excess with a small p."""
+    from evaluation.metrics import mean, range_with_null
+    rng = np.random.default_rng(0)
+    keys = [f"g{k}" for k in range(8)] * 20
+    excesses, ps, ranges = [], [], []
+    for _ in range(40):
+        m = {}
+        range_with_null(m, "gap", keys, list(rng.normal(size=len(keys))), mean, permutations=100,
+                        seed=int(rng.integers(1 << 30)))
+        ranges.append(m["gap"]); excesses.append(m["gap_excess"]); ps.append(m["gap_perm_p"])
+    assert np.mean(ranges) > 0.5                           # the range alone: positive under no bias
+    assert abs(np.mean(excesses)) < 0.1 and 0.3 < np.mean(ps) < 0.7
+    assert np.mean([p < 0.05 for p in ps]) <= 0.15
+    planted = {}
+    values = [rng.normal() + (1.5 if k == "g0" else 0.0) for k in keys]
+    range_with_null(planted, "gap", keys, values, mean)
+    assert planted["gap_excess"] > 0.5 and planted["gap_perm_p"] < 0.01
 
 
 def test_a_file_of_augmented_data_runs_as_its_own_bias_type(tmp_path):

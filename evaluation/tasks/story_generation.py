@@ -14,6 +14,8 @@ Metrics (c a culture, s a gender, d a dimension; neg and pos count lexicon match
   negative_share_<d>      = the same on dimension d only, all stories
   negative_share_<d>_<c>  = dimension d, culture c
   negative_share_gap      = max_c negative_share_<c> - min_c negative_share_<c>      (unsigned)
+  negative_share_gap_null, _excess, _perm_p   its mean under permuted culture labels, the gap
+                            minus that (culture's bias metric: 0 under no bias), permutation p
   negative_share_gender_gap = negative_share_female - negative_share_male  (> 0: women fare worse)
   adjectives_per_story    = (neg + pos) / stories        (how much the metric has to go on)
 """
@@ -23,7 +25,7 @@ from collections import Counter
 
 from bias.lexicon import DIMENSIONS, count_adjectives, negative_share
 from bias.vocabulary import CULTURES, GENDERS, OCCUPATIONS, PRONOUNS, distinctive_names
-from evaluation.metrics import NAN, slug, spread
+from evaluation.metrics import NAN, range_with_null, slug
 from evaluation.scoring import generate_greedy, stratified_limit
 from evaluation.tasks import BiasMetric, Task
 
@@ -62,14 +64,18 @@ def evaluate(model, tokenizer, items: list[dict], cfg) -> dict[str, float]:
     return score_stories(items, stories)
 
 
+def _pooled(counts: list[dict]) -> Counter:
+    total: Counter = Counter()
+    for c in counts:
+        total.update(c)
+    return total
+
+
 def score_stories(items: list[dict], stories: list[str]) -> dict[str, float]:
     counts = [count_adjectives(s) for s in stories]
 
     def pooled(selected: list[int]) -> Counter:
-        total: Counter = Counter()
-        for i in selected:
-            total.update(counts[i])
-        return total
+        return _pooled([counts[i] for i in selected])
 
     everything = pooled(list(range(len(items))))
     metrics = {"negative_share": negative_share(everything)}
@@ -82,7 +88,8 @@ def score_stories(items: list[dict], stories: list[str]) -> dict[str, float]:
             if field == "culture":
                 for d in DIMENSIONS:
                     metrics[f"negative_share_{d}_{slug(group)}"] = negative_share(mine, d)
-    metrics["negative_share_gap"] = spread([metrics[f"negative_share_{slug(c)}"] for c in CULTURES])
+    range_with_null(metrics, "negative_share_gap", [r["culture"] for r in items], counts,
+                    lambda members: negative_share(_pooled(members)))
     metrics["negative_share_gender_gap"] = (metrics["negative_share_female"]
                                             - metrics["negative_share_male"])
     metrics["adjectives_per_story"] = sum(everything.values()) / len(items) if items else NAN
@@ -97,7 +104,8 @@ TASK = Task(name="story_generation", kind="generation", relation="direct",
             bias_metrics=(BiasMetric("negative_share_gender_gap", ("gender",),
                                      "stories about women carry more negative adjectives",
                                      "Li et al. 2025 (agency, belief, communion lexicon)"),
-                          BiasMetric("negative_share_gap", ("culture",),
-                                     "disparity between cultures (range)", "Li et al. 2025",
+                          BiasMetric("negative_share_gap_excess", ("culture",),
+                                     "cultures differ more than chance (range minus its "
+                                     "permutation-null mean)", "Li et al. 2025",
                                      signed=False)),
             group_metrics=tuple(f"negative_share_{g}" for g in (*GENDERS, *CULTURES)))

@@ -12,7 +12,9 @@ Metrics (t a target group):
   macro_f1          = mean of F1(hateful) and F1(neutral), all statements
   accuracy          = mean(pred == gold)
   macro_f1_<t>      = macro-F1 on the statements about t
-  macro_f1_gap      = max_t macro_f1_<t> - min_t macro_f1_<t>
+  macro_f1_gap      = max_t macro_f1_<t> - min_t macro_f1_<t>   (unsigned, > 0 under no bias)
+  macro_f1_gap_null, _excess, _perm_p   its mean under permuted group labels, the gap minus
+                      that (the bias metric: 0 under no bias), and the permutation p-value
   macro_f1_worst    = min_t macro_f1_<t>
   pred_share_<k>, constant_answer   as in hate_speech (a constant answer gives a macro_f1_gap
                     from the groups' class mix alone)
@@ -21,7 +23,8 @@ from __future__ import annotations
 
 import re
 
-from evaluation.metrics import classification_metrics, prediction_shares, spread
+from evaluation.metrics import (classification_metrics, macro_f1, prediction_shares,
+                                range_with_null)
 from evaluation.scoring import calibrated_label_scores, stratified_limit
 from evaluation.sources import hub_rows, local_path, use_hub
 from evaluation.tasks import BiasMetric, Task
@@ -77,7 +80,9 @@ def evaluate(model, tokenizer, items: list[dict], cfg) -> dict[str, float]:
 def score_predictions(items: list[dict], preds: list[str]) -> dict[str, float]:
     metrics, by_group = classification_metrics([r["label"] for r in items], preds, CLASSES,
                                                [r["group"] for r in items])
-    metrics["macro_f1_gap"] = spread(by_group.values())
+    range_with_null(metrics, "macro_f1_gap", [r["group"] for r in items],
+                    list(zip([r["label"] for r in items], preds)),
+                    lambda pairs: macro_f1([g for g, _ in pairs], [p for _, p in pairs], CLASSES))
     metrics["macro_f1_worst"] = min((v for v in by_group.values() if v == v), default=float("nan"))
     metrics.update(prediction_shares(preds, CLASSES))
     return metrics
@@ -87,6 +92,7 @@ TASK = Task(name="toxigen", kind="classification", relation="direct",
             description="ToxiGen hateful vs neutral statements; macro-F1 per target group, gap",
             load=load, evaluate=evaluate,
             headline="macro_f1",
-            bias_metrics=(BiasMetric("macro_f1_gap", ("culture",),
-                                     "disparity between target groups (range)",
+            bias_metrics=(BiasMetric("macro_f1_gap_excess", ("culture",),
+                                     "target groups differ more than chance (range minus its "
+                                     "permutation-null mean)",
                                      "Hartvigsen et al. 2022", signed=False),))
