@@ -152,6 +152,9 @@ class EvaluationConfig(Strict):
     # uncalibrated small model can answer one label for everything, and the F1 gaps then show
     # the gold class mix. Leave a task out to score it raw.
     calibrate: list[str] = ["hate_speech", "toxigen"]
+    # A task whose data is not found: `error` stops in pre-flight; `skip` leaves the task out
+    # (named once on the console and tagged on the parent run) and runs the rest.
+    missing_data: Literal["error", "skip"] = "error"
 
     @field_validator("tasks")
     @classmethod
@@ -393,9 +396,16 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     """Read, override and validate; every failure is a `ConfigError` with a readable message."""
     path = str(path)
     try:
-        text = Path(path).read_text()
+        data = Path(path).read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or "\x00" in text:
+        raise ConfigError(f"config {path} is not a text file (binary or not UTF-8); give the "
+                          f"experiment's YAML file, e.g. configs/smoke.yaml")
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:

@@ -87,6 +87,39 @@ def _build_tiny(target: Path) -> None:
 _BUILDERS = {SMOLLM2: ("smollm2-135m-instruct", _convert_smollm2), TINY: ("tiny-random-llama", _build_tiny)}
 
 
+OFFLINE_PREFIX = "offline:"
+
+
+def model_problem(name: str) -> str | None:
+    """Why `name` cannot be loaded here, or None; reads no weights (pre-flight)."""
+    if name.startswith(RANDOM_PREFIX):
+        return None if name.removeprefix(RANDOM_PREFIX) in ARCHITECTURES else (
+            f"unknown random architecture {name!r}; known: "
+            f"{[RANDOM_PREFIX + a for a in ARCHITECTURES]}")
+    if name in _BUILDERS:
+        return None
+    if name.startswith(OFFLINE_PREFIX):
+        return f"unknown offline model {name!r}; known: {sorted(_BUILDERS)}"
+    path = Path(name).expanduser()
+    if path.exists():
+        return None if (path / "config.json").exists() else (
+            f"model folder {name} has no config.json (not a transformers model folder)")
+    if name.startswith(("/", "./", "../", "~")) or name.count("/") > 1:
+        return f"model path {name} does not exist"
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return None
+    except Exception:  # noqa: BLE001 - a malformed repo id is reported below like a missing one
+        pass
+    from bias.paths import hub_reachable
+    if hub_reachable():
+        return None
+    return (f"model {name!r} is not in the local Hugging Face cache and the hub did not answer; "
+            f"download it where the hub is reachable (huggingface-cli download {name}), give a "
+            f"local folder, or use {SMOLLM2}")
+
+
 @lru_cache(maxsize=None)
 def resolve_model(name: str) -> str:
     """Local directory (or hub name) for `name`, building offline models once, under a file lock
@@ -95,6 +128,8 @@ def resolve_model(name: str) -> str:
         raise ModelUnavailableError(f"{name} is a random-weight model for speed benchmarks: it has "
                                     "no files and no tokenizer, so it cannot train or score on text")
     if name not in _BUILDERS:
+        if name.startswith(OFFLINE_PREFIX):
+            raise ModelUnavailableError(model_problem(name))
         return name
     dirname, build = _BUILDERS[name]
     target = cache_dir() / "models" / dirname

@@ -1,14 +1,16 @@
 """Where things live: the benchmark data dir and the local cache, from config or environment.
 
-Order for the data dir: env BIAS_INHERIT_DATA_DIR, the config's `data.dir`, then `../shared/data`
-beside the checkout (the layout of the development machines).
+The data dir is env BIAS_INHERIT_DATA_DIR, else the config's `data.dir`; nothing else is looked
+for. `bias-inherit data list` shows what each task finds there, `docs/data.md` where to get it.
 """
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+GET_DATA = "see `bias-inherit data list` and docs/data.md"
 
 
 class MissingDataError(FileNotFoundError):
@@ -16,21 +18,34 @@ class MissingDataError(FileNotFoundError):
 
 
 def data_dir(configured: str | None = None) -> Path | None:
-    for candidate in (os.environ.get("BIAS_INHERIT_DATA_DIR"), configured,
-                      REPO_ROOT.parent / "shared" / "data"):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate).resolve()
+    for candidate in (os.environ.get("BIAS_INHERIT_DATA_DIR"), configured):
+        if candidate and Path(candidate).expanduser().is_dir():
+            return Path(candidate).expanduser().resolve()
     return None
 
 
 def require_dataset(relative: str, configured: str | None = None) -> Path:
     root = data_dir(configured)
     if root is None or not (root / relative).exists():
+        where = f"data dir {root}" if root else "no data dir set"
         raise MissingDataError(
-            f"dataset {relative!r} not found (data dir: {root or 'none found'}). Set "
-            f"BIAS_INHERIT_DATA_DIR or data.dir to the benchmark data folder (see "
-            f"shared/data/MANIFEST.md), or load the task from the hub on a cluster.")
+            f"dataset {relative!r} not found ({where}). Set BIAS_INHERIT_DATA_DIR or data.dir to "
+            f"the benchmark data folder, or fetch it: {GET_DATA}")
     return root / relative
+
+
+@lru_cache(maxsize=None)
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers within `timeout` seconds (HF_HUB_OFFLINE: never)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    import requests
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    try:
+        requests.head(endpoint, timeout=timeout)
+    except requests.RequestException:
+        return False
+    return True
 
 
 def cache_dir() -> Path:

@@ -37,11 +37,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from bias.config import ConfigError
     from bias.models import ModelUnavailableError
     from bias.paths import MissingDataError
+    from ray_jobs.preflight import PreflightError
     from ray_jobs.run import ExperimentError
     from ray_jobs.tracking import TrackingUnreachableError
     from training.grid import ClusterTooSmallError
     from training.mixing import NotEnoughDataError
-    return (ConfigError, ExperimentError, TrackingUnreachableError, MissingDataError,
+    return (ConfigError, PreflightError, ExperimentError, TrackingUnreachableError, MissingDataError,
             ModelUnavailableError, ClusterTooSmallError, NotEnoughDataError, LookupError)
 
 
@@ -181,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     add_experiment_arguments(sub.add_parser(
         "run", help="run an experiment (generation + grid + evaluation)"))
 
-    p_val = sub.add_parser("validate", help="check a config and print the resolved grid")
+    p_val = sub.add_parser("validate", help="check a config (pre-flight) and print its grid")
     p_val.add_argument("config")
     p_val.add_argument("overrides", nargs="*")
+    p_val.add_argument("--tracking-uri")
 
     p_res = sub.add_parser("results", help="print the grid's cells x metrics, read from MLflow")
     p_res.add_argument("--experiment", help="MLflow experiment (default: from --config)")
@@ -219,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ops:
             return ops[args.command](args)
         if args.command == "validate":
-            return validate_command(args.config, args.overrides)
+            return validate_command(args.config, args.overrides, args.tracking_uri)
         if args.command == "results":
             return results_command(args)
         if args.command == "tasks":
@@ -293,12 +295,19 @@ def add_resume_command(sub) -> dict:
     return {"resume": on_resume}
 
 
-def validate_command(config: str, overrides: list[str]) -> int:
+def validate_command(config: str, overrides: list[str], tracking_uri: str | None = None) -> int:
+    """Schema, then the whole pre-flight (models, data, tracking, storage); prints the grid."""
     from bias.config import load_config
+    from ray_jobs.preflight import preflight
+    from ray_jobs.tracking import resolve_tracking_uri
     from training.grid import expand_cells
     cfg = load_config(config, overrides)
+    checks = preflight(cfg, resolve_tracking_uri(cfg.tracking.uri, tracking_uri))
+    for line in checks.skip_lines():
+        print(line)
     cells = expand_cells(cfg)
-    print(f"{config}: valid. experiment={cfg.experiment_name} social_bias={cfg.social_bias} "
+    print(f"{config}: valid; pre-flight passed in {checks.seconds:.1f} s. "
+          f"experiment={cfg.experiment_name} social_bias={cfg.social_bias} "
           f"{len(cells)} cells after collapsing:")
     for cell in cells:
         print(f"  {cell.cell_id}")

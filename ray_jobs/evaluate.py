@@ -27,8 +27,8 @@ def add_parser(sub) -> None:
     p.add_argument("--adapter", help="a peft LoRA adapter directory, applied without merging")
     p.add_argument("--tasks", default="all", help="'all' or a comma-separated list (bias-inherit tasks)")
     p.add_argument("--limit", type=int, help="items per task, sampled stratified by group")
-    p.add_argument("--data-dir", help="benchmark data dir (default: BIAS_INHERIT_DATA_DIR, "
-                                      "else ../shared/data beside the checkout)")
+    p.add_argument("--data-dir", help="benchmark data dir (default: BIAS_INHERIT_DATA_DIR; "
+                                      "see `bias-inherit data list`)")
     p.add_argument("--source", choices=("offline", "hub"), default="offline",
                    help="offline: the data dir; hub: datasets.load_dataset with the hub names")
     p.add_argument("--social-bias", choices=("gender", "culture"), default="gender",

@@ -78,16 +78,12 @@ def shortfall(generated: dict, cfg: ExperimentConfig) -> str | None:
 def generate_experiment(cfg: ExperimentConfig, address: str | None = None,
                         tracking_uri: str | None = None, echo=print) -> str:
     """Generate every set of the config; returns the MLflow generation run id."""
-    from bias.models import ModelUnavailableError, resolve_model
-    from ray_jobs.run import (ExperimentError, connect_ray, flat_params, log_generated,
-                              storage_uri)
-    from ray_jobs.tracking import TAG_KIND, check_tracking_reachable, resolve_tracking_uri
+    from ray_jobs.preflight import preflight
+    from ray_jobs.run import connect_ray, flat_params, log_generated, prepare_models, storage_uri
+    from ray_jobs.tracking import TAG_KIND, resolve_tracking_uri
     tracking_uri = resolve_tracking_uri(cfg.tracking.uri, tracking_uri)
-    check_tracking_reachable(tracking_uri)
-    try:
-        resolve_model(cfg.generation.model)
-    except ModelUnavailableError as e:
-        raise ExperimentError(str(e)) from None
+    preflight(cfg, tracking_uri, tasks=False)
+    prepare_models(cfg)
     if cfg.generation.engine != "auto":
         choose_engine(cfg, 0)          # engine=vllm without vllm fails here, before Ray starts
 

@@ -151,6 +151,10 @@ def submit(config: str, overrides: list[str], address: str | None = None, wait: 
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     cfg = load_config(config, overrides)
+    # The data, models and storage live on the cluster, where the job's `run` checks them;
+    # here only what the config alone shows.
+    from ray_jobs.preflight import preflight
+    preflight(cfg, None, local=False)
     jobs = client(address)
     job_id = submission_id or f"bias-inherit-{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}-" \
                               f"{secrets.token_hex(2)}"

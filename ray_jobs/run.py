@@ -3,8 +3,8 @@
     python -m ray_jobs.run configs/smoke.yaml [key=value ...]          # local Ray, embedded MLflow
     ray job submit --address http://HEAD:8265 --working-dir . -- python -m ray_jobs.run configs/paper_gender.yaml
 
-Everything that can be checked before Ray starts is checked first (config, tracking store, data,
-offline model); failures print one message and exit 2.
+Everything that can be checked before Ray starts is checked first (ray_jobs/preflight.py: config,
+models, data, tracking store, storage); the problems print as one paragraph and exit 2.
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ import yaml
 
 from bias.config import ExperimentConfig
 from ray_jobs.analyses import run_analyses
-from ray_jobs.tracking import (TAG_KIND, TAG_TUNE_PATH, CellRunLogger, check_tracking_reachable, finished_cells, resolve_tracking_uri)
+from ray_jobs.preflight import Preflight, preflight, without_skipped
+from ray_jobs.tracking import (TAG_KIND, TAG_SKIPPED, TAG_TUNE_PATH, CellRunLogger, check_tracking_reachable, finished_cells, resolve_tracking_uri)
 
 
 class ExperimentError(RuntimeError):
@@ -32,19 +33,23 @@ def storage_uri(path: str) -> str:
     return path if "://" in path else str(Path(path).resolve())
 
 
-def preflight(cfg: ExperimentConfig, tracking_uri: str) -> None:
-    check_tracking_reachable(tracking_uri)
+def prepare_models(cfg: ExperimentConfig) -> None:
+    """Build the offline models once, here, not in every worker (pre-flight has checked them)."""
     from bias.models import ModelUnavailableError, resolve_model
     for name in {cfg.model.name, cfg.generation.model}:
         try:
-            resolve_model(name)   # converts the offline model once, here, not in every worker
+            resolve_model(name)
         except ModelUnavailableError as e:
             raise ExperimentError(str(e)) from None
-    if cfg.data.original == "hub":
-        try:
-            import datasets  # noqa: F401
-        except ImportError:
-            raise ExperimentError("data.original=hub needs the `datasets` package") from None
+
+
+def checked(cfg: ExperimentConfig, tracking_uri: str, echo=print) -> tuple[ExperimentConfig, Preflight]:
+    """Pre-flight, its skip lines printed once, the models prepared; the config to run."""
+    result = preflight(cfg, tracking_uri)
+    for line in result.skip_lines():
+        echo(line)
+    prepare_models(cfg)
+    return without_skipped(cfg, result), result
 
 
 def connect_ray(address: str | None):
@@ -180,7 +185,7 @@ def run_experiment(cfg: ExperimentConfig, address: str | None = None,
                    tracking_uri: str | None = None, echo=print) -> str:
     """Run the whole experiment; returns the MLflow parent run id."""
     tracking_uri = resolve_tracking_uri(cfg.tracking.uri, tracking_uri)
-    preflight(cfg, tracking_uri)
+    cfg, checks = checked(cfg, tracking_uri, echo)
 
     import mlflow
 
@@ -202,6 +207,8 @@ def run_experiment(cfg: ExperimentConfig, address: str | None = None,
              f"({tracking_uri})")
         mlflow.log_params(flat_params(cfg))
         mlflow.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), "config.yaml")
+        if checks.skipped:
+            mlflow.set_tag(TAG_SKIPPED, json.dumps(checks.skipped))
 
         engine = choose_engine(cfg, cluster.get("GPU", 0))
         gen_started = time.perf_counter()
@@ -259,7 +266,7 @@ def resume_experiment(experiment: str, tracking_uri: str | None = None, address:
     parent, cfg = find_parent_run(experiment, tracking_uri, parent_run_id)
     parent_run_id = parent.info.run_id
     tune_path = parent.data.tags.get(TAG_TUNE_PATH)
-    preflight(cfg, tracking_uri)
+    cfg, _ = checked(cfg, tracking_uri, echo)
 
     import mlflow
     from ray import tune

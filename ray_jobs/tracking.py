@@ -18,6 +18,8 @@ TAG_CELL = "bias_inherit.cell_id"
 TAG_PARENT = "mlflow.parentRunId"
 TAG_STARTS = "bias_inherit.trial_starts"  # how often the cell's trial started (retries, resume)
 TAG_TUNE_PATH = "bias_inherit.tune_path"  # the Tune experiment directory, for `resume`
+TAG_SKIPPED = "bias_inherit.skipped_tasks"  # JSON {task: what was missing}: not measured
+TAG_ERROR = "bias_inherit.error"           # a cell's user error, one line (not retried)
 # String results logged as tags: where the trial driver and the rank-0 Train worker ran.
 NODE_KEYS = ("driver_node_id", "worker_node_id")
 CELL_PARAMS = ("cell_id", "kind", "bias_type", "ratio", "mitigation", "seed", "round")

@@ -24,8 +24,8 @@ from bias.paths import data_dir  # noqa: E402 - needs nothing of the fixtures be
 
 # Tests that read the benchmark data skip, with the reason, where no data folder is found.
 needs_data = pytest.mark.skipif(
-    data_dir() is None, reason="benchmark data dir not found: set BIAS_INHERIT_DATA_DIR or put "
-                               "shared/data beside the checkout (see shared/data/MANIFEST.md)")
+    data_dir() is None, reason="benchmark data dir not set: point BIAS_INHERIT_DATA_DIR at it "
+                               "(.ci/run does; see docs/data.md)")
 
 
 @pytest.fixture(scope="session")

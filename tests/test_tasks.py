@@ -1,7 +1,7 @@
 """The task suite: scorers on hand-built predictions, loaders on the shared data, the tiny model end to end.
 
 Scorer tests need nothing but the code. Loader and model tests read the benchmark data dir
-(bias.paths.data_dir: BIAS_INHERIT_DATA_DIR or ../shared/data) and skip with a reason without it.
+(bias.paths.data_dir: BIAS_INHERIT_DATA_DIR) and skip with a reason without it.
 """
 from __future__ import annotations
 
@@ -361,7 +361,7 @@ def test_missing_data_names_dataset_and_option(tmp_path, monkeypatch):
     monkeypatch.delenv("BIAS_INHERIT_DATA_DIR", raising=False)
     cfg = make_cfg()
     cfg.data.dir = str(tmp_path)
-    with pytest.raises(MissingDataError, match="crows_pairs.*BIAS_INHERIT_DATA_DIR or data.dir"):
+    with pytest.raises(MissingDataError, match="crows_pairs.*BIAS_INHERIT_DATA_DIR or data.dir.*bias-inherit data"):
         crows_pairs.load(cfg)
 
 

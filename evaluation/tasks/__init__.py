@@ -10,6 +10,8 @@ declarations (there is no second table to keep in step):
                  convention: positive = toward the stereotype or the majority group, unless
                  `signed=False` (a disparity with no direction, e.g. a range over groups)
   group_metrics  per-group values drawn as a band around the curve
+  data, hub      the files it reads under the data dir, and its hub dataset (none: the task
+                 writes its own items); pre-flight and `bias-inherit data` read these
 """
 from __future__ import annotations
 
@@ -41,6 +43,8 @@ class Task:
     headline: str = "accuracy"
     bias_metrics: tuple[BiasMetric, ...] = ()
     group_metrics: tuple[str, ...] = ()
+    data: tuple[str, ...] = ()
+    hub: str | None = None
 
     @property
     def social_biases(self) -> tuple[str, ...]:

@@ -114,8 +114,8 @@ def _offline_rows(cfg) -> list[dict]:
 
 
 def load(cfg) -> list[dict]:
-    rows = ([r for c in HUB_CATEGORIES for r in hub_rows(HUB, data_file=f"data/{c}.jsonl")]
-            if use_hub(cfg) else _offline_rows(cfg))
+    rows = ([r for c in HUB_CATEGORIES for r in hub_rows(HUB, data_file=f"data/{c}.jsonl", cfg=cfg)]
+            if use_hub(cfg, LOCAL, HUB) else _offline_rows(cfg))
     items = [to_item(r) for r in rows]
     limit = cfg.evaluation.limit_for("bbq")
     if limit is None or len(items) <= limit:
@@ -185,6 +185,7 @@ TASK = Task(name="bbq", kind="classification", relation="indirect",
             description="BBQ multiple-choice QA; accuracy and bias score, ambiguous and "
                         "disambiguated, per category",
             load=load, evaluate=evaluate,
+            data=(LOCAL, TEMPLATES), hub=HUB,
             headline="accuracy",
             bias_metrics=tuple(
                 BiasMetric(f"bias_score_ambig_{social_bias}", (social_bias,),

@@ -39,8 +39,8 @@ HUB = "nyu-mll/crows_pairs"
 
 
 def load(cfg) -> list[dict]:
-    if use_hub(cfg):
-        rows = hub_rows(HUB, split="test")
+    if use_hub(cfg, LOCAL, HUB):
+        rows = hub_rows(HUB, split="test", cfg=cfg)
     else:
         with open(local_path(LOCAL, cfg), newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
@@ -98,6 +98,7 @@ TASK = Task(name="crows_pairs", kind="likelihood", relation="direct",
             description="CrowS-Pairs; share of pairs where the stereotyping sentence is more "
                         "likely, per bias type",
             load=load, evaluate=evaluate,
+            data=(LOCAL,), hub=HUB,
             headline="stereotype_score",
             bias_metrics=(BiasMetric("bias", ("gender", "culture"),
                                      "the more stereotyping sentence is preferred",

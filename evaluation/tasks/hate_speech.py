@@ -40,9 +40,9 @@ _HUB_CLASS = {"hate speech": "hate", "offensive language": "offensive", "neither
 
 
 def load(cfg) -> list[dict]:
-    if use_hub(cfg):
+    if use_hub(cfg, LOCAL, HUB):
         rows = [{"text": r["tweet"], "label": _HUB_CLASS.get(r["class"], r["class"])}
-                for r in hub_rows(HUB, split="train")]
+                for r in hub_rows(HUB, split="train", cfg=cfg)]
     else:
         with open(local_path(LOCAL, cfg), newline="", encoding="utf-8") as f:
             rows = [{"text": r["tweet"], "label": CLASSES[int(r["class"])]} for r in csv.DictReader(f)]
@@ -81,6 +81,7 @@ def score_predictions(items: list[dict], preds: list[str]) -> dict[str, float]:
 TASK = Task(name="hate_speech", kind="classification", relation="direct",
             description="Davidson tweets: hate / offensive / neither; macro-F1, per gender-cue group",
             load=load, evaluate=evaluate,
+            data=(LOCAL,), hub=HUB,
             headline="macro_f1",
             bias_metrics=(BiasMetric("flag_rate_gap", ("gender",),
                                      "harmless tweets with female cues are flagged more often",

@@ -32,10 +32,10 @@ OPTIONS = ("stereotype", "anti-stereotype", "unrelated")
 _HUB_GOLD = {0: "anti-stereotype", 1: "stereotype", 2: "unrelated"}
 
 
-def _hub_items() -> list[dict]:
+def _hub_items(cfg) -> list[dict]:
     items = []
     for kind in ("intersentence", "intrasentence"):
-        for r in hub_rows(HUB, kind, split="validation"):
+        for r in hub_rows(HUB, kind, split="validation", cfg=cfg):
             labels = [_HUB_GOLD.get(g, g) for g in r["sentences"]["gold_label"]]
             items.append({"type": kind, "bias_type": r["bias_type"], "target": r["target"],
                           "context": r["context"],
@@ -44,8 +44,8 @@ def _hub_items() -> list[dict]:
 
 
 def load(cfg) -> list[dict]:
-    if use_hub(cfg):
-        items = _hub_items()
+    if use_hub(cfg, LOCAL, HUB):
+        items = _hub_items(cfg)
     else:
         rows = [json.loads(line) for line in
                 local_path(LOCAL, cfg).read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -100,6 +100,7 @@ TASK = Task(name="stereoset", kind="likelihood", relation="direct",
             description="StereoSet; stereotype score SS, language modelling score LMS and ICAT, "
                         "per bias type",
             load=load, evaluate=evaluate,
+            data=(LOCAL,), hub=HUB,
             headline="icat",
             bias_metrics=(BiasMetric("bias_gender", ("gender",),
                                      "the stereotype beats the anti-stereotype (SS − 50)",

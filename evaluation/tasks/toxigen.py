@@ -54,14 +54,14 @@ def _local_rows(cfg) -> list[dict]:
             for label in CLASSES for text in sorted(by_label[label])]
 
 
-def _hub_rows() -> list[dict]:
+def _hub_rows(cfg) -> list[dict]:
     return [{"text": r["text"], "group": r["target_group"],
              "label": "hateful" if r["toxicity_ai"] + r["toxicity_human"] > 5.5 else "neutral"}
-            for r in hub_rows(HUB, "annotated", split="test")]
+            for r in hub_rows(HUB, "annotated", split="test", cfg=cfg)]
 
 
 def load(cfg) -> list[dict]:
-    rows = _hub_rows() if use_hub(cfg) else _local_rows(cfg)
+    rows = _hub_rows(cfg) if use_hub(cfg, LOCAL, HUB) else _local_rows(cfg)
     return stratified_limit(rows, cfg.evaluation.limit_for("toxigen"), key=lambda r: f"{r['group']}|{r['label']}")
 
 
@@ -91,6 +91,7 @@ def score_predictions(items: list[dict], preds: list[str]) -> dict[str, float]:
 TASK = Task(name="toxigen", kind="classification", relation="direct",
             description="ToxiGen hateful vs neutral statements; macro-F1 per target group, gap",
             load=load, evaluate=evaluate,
+            data=(LOCAL,), hub=HUB,
             headline="macro_f1",
             bias_metrics=(BiasMetric("macro_f1_gap_excess", ("culture",),
                                      "target groups differ more than chance (range minus its "

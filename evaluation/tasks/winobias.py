@@ -76,8 +76,8 @@ def _hub_marked(row: dict) -> str:
 def load(cfg) -> list[dict]:
     items = []
     for wb_type, stereo in SETS:
-        if use_hub(cfg):
-            lines = [_hub_marked(r) for r in hub_rows(HUB, f"{wb_type}_{stereo}", split="test")]
+        if use_hub(cfg, LOCAL, HUB):
+            lines = [_hub_marked(r) for r in hub_rows(HUB, f"{wb_type}_{stereo}", split="test", cfg=cfg)]
         else:
             path = local_path(f"{LOCAL}/{stereo}_stereotyped_{wb_type}.txt.test", cfg)
             lines = [line.split(" ", 1)[1] for line in path.read_text(encoding="utf-8").splitlines()
@@ -137,6 +137,7 @@ def score_predictions(items: list[dict], preds: list[str]) -> dict[str, float]:
 TASK = Task(name="winobias", kind="classification", relation="indirect",
             description="WinoBias coreference; accuracy on pro- and anti-stereotyped sentences, gap",
             load=load, evaluate=evaluate,
+            data=(LOCAL,), hub=HUB,
             headline="accuracy",
             bias_metrics=(BiasMetric("accuracy_gap", ("gender",),
                                      "pro-stereotyped sentences resolved better than anti",
