@@ -3,13 +3,33 @@ from __future__ import annotations
 
 import time
 
+import csv
+import json
+
 from bias.packed_linears import packed_frozen_linears
+from bias.paths import MissingDataError
 from evaluation.tasks import TASKS
+
+
+def load_task(name: str, cfg) -> list[dict]:
+    """A task's items; data that is there but unreadable (a wrong column, a truncated file) is a
+    `MissingDataError` naming the task, like data that is absent: a user error, not a crash."""
+    try:
+        items = TASKS[name].load(cfg)
+        if not items:
+            raise ValueError("it holds no usable items (wrong columns, or an empty file?)")
+        return items
+    except MissingDataError:
+        raise
+    except (OSError, KeyError, IndexError, ValueError, csv.Error, json.JSONDecodeError) as e:
+        raise MissingDataError(f"task {name}: its data cannot be read ({type(e).__name__}: "
+                               f"{str(e).splitlines()[0] if str(e) else e!r}); check it with "
+                               f"`bias-inherit data verify`") from e
 
 
 def load_suite(cfg) -> dict[str, list[dict]]:
     """Every configured task's items, loaded up front: a missing dataset fails before any model work."""
-    return {name: TASKS[name].load(cfg) for name in cfg.evaluation.tasks}
+    return {name: load_task(name, cfg) for name in cfg.evaluation.tasks}
 
 
 def evaluate_suite(model, tokenizer, cfg, items: dict[str, list[dict]] | None = None) -> dict[str, float]:
@@ -23,7 +43,7 @@ def evaluate_suite(model, tokenizer, cfg, items: dict[str, list[dict]] | None = 
         for name in cfg.evaluation.tasks:
             task = TASKS[name]
             started = time.perf_counter()
-            task_items = items[name] if items and name in items else task.load(cfg)
+            task_items = items[name] if items and name in items else load_task(name, cfg)
             for key, value in task.evaluate(model, tokenizer, task_items, cfg).items():
                 metrics[f"{name}/{key}"] = float(value)
             metrics[f"{name}/n_items"] = float(len(task_items))

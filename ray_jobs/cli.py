@@ -46,14 +46,25 @@ def _user_errors() -> tuple[type[BaseException], ...]:
             ModelUnavailableError, ClusterTooSmallError, NotEnoughDataError, LookupError)
 
 
+def start_console(cfg, verbose: bool) -> None:
+    """The libraries' logs to a file in the storage dir (printed), the console for stage lines."""
+    from ray_jobs.console import log_file_for, route_library_logs
+    path = log_file_for(cfg.storage_path, cfg.name)
+    route_library_logs(path, verbose)
+    print(f"{cfg.name}: logs in {path}" + ("" if verbose else " (--verbose shows them here)"),
+          flush=True)
+
+
 def run_command(config: str, overrides: list[str], address: str | None,
-                tracking_uri: str | None) -> int:
+                tracking_uri: str | None, verbose: bool = False) -> int:
     from bias.config import load_config
     from ray_jobs.run import run_experiment
     from ray_jobs.tracking import resolve_tracking_uri
     try:
         cfg = load_config(config, overrides)
-        parent_run_id = run_experiment(cfg, address=address, tracking_uri=tracking_uri)
+        start_console(cfg, verbose)
+        parent_run_id = run_experiment(cfg, address=address, tracking_uri=tracking_uri,
+                                       echo=lambda *a: print(*a, flush=True), verbose=verbose)
         uri = resolve_tracking_uri(cfg.tracking.uri, tracking_uri)
         print_results(cfg.experiment_name, uri, parent_run_id=parent_run_id,
                       metrics=summary_metrics(cfg.evaluation.tasks, cfg.social_bias))
@@ -92,6 +103,20 @@ def print_results(experiment: str, tracking_uri: str, parent_run_id: str | None 
         print(json.dumps(frame_records(table), indent=1))
     else:
         _print_rich(table, f"{experiment} · parent run {parent}")
+    skipped = skipped_tasks(tracking_uri, parent)
+    if skipped and fmt == "table":
+        print(f"not measured (no data): {', '.join(skipped)}; see `bias-inherit data list`")
+
+
+def skipped_tasks(tracking_uri: str, parent_run_id: str) -> dict[str, str]:
+    """The tasks pre-flight skipped for want of data (the parent run's tag), task -> why."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from ray_jobs.tracking import TAG_SKIPPED
+    tag = MlflowClient(tracking_uri).get_run(parent_run_id).data.tags.get(TAG_SKIPPED)
+    return json.loads(tag) if tag else {}
 
 
 def results_table(frame, filters: dict, metrics: list[str] | None, tasks: list[str] | None = None):
@@ -171,6 +196,9 @@ def add_experiment_arguments(p) -> None:
     p.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local cluster)")
     p.add_argument("--tracking-uri", help="MLflow URI (default: config, MLFLOW_TRACKING_URI, "
                                           "else sqlite:///./mlflow.db)")
+    p.add_argument("--verbose", action="store_true",
+                   help="Ray's, Tune's and the libraries' logs on the console too (always in "
+                        "the log file)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "run":
-        return run_command(args.config, args.overrides, args.address, args.tracking_uri)
+        return run_command(args.config, args.overrides, args.address, args.tracking_uri,
+                           args.verbose)
     try:
         if getattr(args, "handler", None):   # subcommands registered by their own module
             return args.handler(args)

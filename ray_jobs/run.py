@@ -20,7 +20,9 @@ import yaml
 
 from bias.config import ExperimentConfig
 from ray_jobs.analyses import run_analyses
+from ray_jobs.console import GridProgress
 from ray_jobs.preflight import Preflight, preflight, without_skipped
+from training.lora_loop import USER_ERROR_KEY
 from ray_jobs.tracking import (TAG_KIND, TAG_SKIPPED, TAG_TUNE_PATH, CellRunLogger, check_tracking_reachable, finished_cells, resolve_tracking_uri)
 
 
@@ -45,25 +47,30 @@ def prepare_models(cfg: ExperimentConfig) -> None:
 
 def checked(cfg: ExperimentConfig, tracking_uri: str, echo=print) -> tuple[ExperimentConfig, Preflight]:
     """Pre-flight, its skip lines printed once, the models prepared; the config to run."""
+    from bias.paths import data_dir
     result = preflight(cfg, tracking_uri)
     for line in result.skip_lines():
         echo(line)
     prepare_models(cfg)
+    root = data_dir(cfg.data.dir)
+    if root is not None:   # the workers read the data dir this driver checked, logged with it
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"dir": str(root)})})
     return without_skipped(cfg, result), result
 
 
-def connect_ray(address: str | None):
+def connect_ray(address: str | None, verbose: bool = True):
+    """`verbose=False`: workers' output stays in Ray's session logs, not on the console."""
     import ray
     address = address or os.environ.get("RAY_ADDRESS")
     if ray.is_initialized():
         return ray
     try:
         if address:
-            ray.init(address=address, log_to_driver=True)
+            ray.init(address=address, log_to_driver=verbose)
         else:
             # The dashboard also serves the State API that Ray Train's placement-group cleaner polls.
             from bias.local_ray import start_local_ray
-            start_local_ray(log_to_driver=True)
+            start_local_ray(log_to_driver=verbose)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ExperimentError(f"cannot connect to Ray at {address or 'a new local cluster'}: "
                               f"{str(e).splitlines()[0]}") from None
@@ -167,32 +174,58 @@ def grid_tuner(trainable, cells: list[dict], storage: str, tune_name: str, max_c
                                   failure_config=tune.FailureConfig(max_failures=max_failures)))
 
 
+def user_error(result) -> str | None:
+    """The user error a trial reported (training/lora_loop.py), if any: any report may hold it."""
+    frame = result.metrics_dataframe
+    if frame is None or USER_ERROR_KEY not in frame:
+        return None
+    reported = frame[USER_ERROR_KEY].dropna()
+    return str(reported.iloc[-1]) if len(reported) else None
+
+
+def failed_cells(results) -> dict[str, str]:
+    """Cell id -> one line of cause, for every failed trial: a user error the cell reported
+    (not retried) or an error that outlived its retries."""
+    failed = {}
+    for r in results:
+        cell = (r.config or {}).get("cell", {}).get("cell_id", "?")
+        cause = str(r.error).strip().splitlines()[-1] if r.error else user_error(r)
+        if cause:
+            failed[cell] = cause.splitlines()[0][:300]
+    return failed
+
+
 def finish_grid(mlflow, tuner, n_cells: int, parent_run_id: str):
     """Fit, log the grid's wall time and failures on the parent run; raise if cells failed."""
     grid_started = time.perf_counter()
     results = tuner.fit()
     mlflow.log_metric("grid_seconds", time.perf_counter() - grid_started)
-    failed = [r for r in results if r.error]
+    failed = failed_cells(results)
     mlflow.set_tag("bias_inherit.failed_cells", str(len(failed)))
     if failed:
+        mlflow.log_dict(failed, "failed_cells.json")
+        listed = "\n".join(f"  {cell}: {cause}" for cell, cause in sorted(failed.items()))
+        user = any(user_error(r) for r in results if not r.error)
+        again = ("fix the cause and run the config again (generations are cached)" if user
+                 else "`bias-inherit resume` reruns them")
         raise ExperimentError(f"{len(failed)} of {n_cells} cells failed; finished cells are in "
-                              f"MLflow run {parent_run_id}; `bias-inherit resume` reruns them. "
-                              f"First error: {str(failed[0].error).splitlines()[0]}")
+                              f"MLflow run {parent_run_id}; {again}:\n{listed}")
     return results
 
 
 def run_experiment(cfg: ExperimentConfig, address: str | None = None,
-                   tracking_uri: str | None = None, echo=print) -> str:
+                   tracking_uri: str | None = None, echo=print, verbose: bool = True) -> str:
     """Run the whole experiment; returns the MLflow parent run id."""
     tracking_uri = resolve_tracking_uri(cfg.tracking.uri, tracking_uri)
     cfg, checks = checked(cfg, tracking_uri, echo)
+    echo(f"pre-flight passed ({checks.seconds:.1f} s)")
 
     import mlflow
 
     from ray_jobs.generate import choose_engine, generate_sets
     from training.grid import derive_max_concurrent_trials, expand_cells, generation_jobs
 
-    ray = connect_ray(address)
+    ray = connect_ray(address, verbose)
     storage = storage_uri(cfg.storage_path)
     cfg = cfg.model_copy(update={"storage_path": storage})
     mlflow.set_tracking_uri(tracking_uri)
@@ -225,7 +258,8 @@ def run_experiment(cfg: ExperimentConfig, address: str | None = None,
         tune_name = f"{cfg.name}-{parent.info.run_id[:8]}"
         mlflow.set_tag(TAG_TUNE_PATH, f"{storage}/{tune_name}")
         tuner = grid_tuner(cell_trainable(cfg, generated), [c.model_dump() for c in cells],
-                           storage, tune_name, max_concurrent, cfg.resources.max_failures, [logger])
+                           storage, tune_name, max_concurrent, cfg.resources.max_failures,
+                           [logger, GridProgress(len(cells), echo)])
         finish_grid(mlflow, tuner, len(cells), parent.info.run_id)
         if cfg.rounds > 1:
             from ray_jobs.rounds import run_rounds

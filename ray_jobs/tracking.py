@@ -136,6 +136,7 @@ class CellRunLogger(_TuneCallback):
         self.started: list[str] = []     # cell ids whose trial started in this process
         self.skip_cells: set[str] = set()
         self.transient_failures = 0      # write attempts that found MLflow away (then replayed)
+        self.user_errors: dict[str, str] = {}   # cell id -> its user error (failed, not retried)
         self._runs: dict[str, str] = {}
         self._pending: list[tuple[str, object]] = []
         self._client = None
@@ -144,6 +145,7 @@ class CellRunLogger(_TuneCallback):
         # Pickled into Tune's tuner.pkl: keep configuration, drop clients and per-process state.
         state = self.__dict__.copy()
         state.update(_client=None, _runs={}, _pending=[], started=[], skip_cells=set(),
+                     user_errors={},
                      transient_failures=0)
         return state
 
@@ -229,6 +231,10 @@ class CellRunLogger(_TuneCallback):
         checkpoint_path = result.get("checkpoint_path")
         is_adapter = checkpoint_path and result.get("checkpoint_kind") != "epoch"
         replayed = bool(result.get(REPLAYED_KEY))
+        user_error = result.get("user_error")
+        if user_error:
+            self.user_errors[cell["cell_id"]] = user_error
+        details = result.get("user_error_traceback")
 
         def log():
             run_id = self._run_id(cell)
@@ -237,6 +243,10 @@ class CellRunLogger(_TuneCallback):
                 self.client.log_batch(run_id, metrics=new)
             for key, value in tags.items():
                 self.client.set_tag(run_id, key, value)
+            if user_error:
+                self.client.set_tag(run_id, TAG_ERROR, str(user_error)[:5000])
+            if details:
+                self.client.log_text(run_id, details, "error.txt")
             if is_adapter:
                 local = _download_checkpoint(checkpoint_path, self.storage_path)
                 self.client.log_artifacts(run_id, local, artifact_path="adapter")
@@ -258,7 +268,8 @@ class CellRunLogger(_TuneCallback):
                     lambda: self.client.set_terminated(self._run_id(cell), status=status))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._end(trial, "FINISHED")
+        failed = trial.config["cell"]["cell_id"] in self.user_errors
+        self._end(trial, "FAILED" if failed else "FINISHED")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._end(trial, "FAILED")

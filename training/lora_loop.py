@@ -191,12 +191,38 @@ def train_epochs(model, examples: list[dict], cfg: ExperimentConfig, seed: int, 
             "train_tokens_per_second": tokens / step_seconds if step_seconds else 0.0}
 
 
+USER_ERROR_KEY = "user_error"   # a report carrying it ends the cell as failed, not retried
+
+
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """Errors of the user's making (a bad value, missing or unreadable data, an unknown model):
+    retrying them redoes the work and fails again, unlike a dead worker or a lost node."""
+    from bias.config import ConfigError
+    from bias.models import ModelUnavailableError
+    from bias.paths import MissingDataError
+    from training.mixing import NotEnoughDataError
+    return (ConfigError, MissingDataError, ModelUnavailableError, NotEnoughDataError)
+
+
 def train_loop_per_worker(loop_config: dict) -> None:
+    """One cell on one Train worker. A user error is reported (message and traceback), not
+    raised: Train and Tune retry raised errors, which only pays for infrastructure faults."""
+    import traceback
+
+    import ray.train
+    try:
+        train_and_evaluate(loop_config)
+    except user_error_types() as e:
+        ray.train.report({USER_ERROR_KEY: f"{type(e).__name__}: {e}",
+                          "user_error_traceback": traceback.format_exc()[-20000:]})
+
+
+def train_and_evaluate(loop_config: dict) -> None:
     import ray.train
     import ray.train.torch
     from ray.train import Checkpoint
 
-    from evaluation.runner import evaluate_suite
+    from evaluation.runner import evaluate_suite, load_suite
 
     started = time.perf_counter()
     cfg = ExperimentConfig.model_validate(loop_config["experiment"])
@@ -210,6 +236,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
     dtype = pick_dtype(cfg.model.dtype, device.type)
     torch.manual_seed(cell.seed)
 
+    if cfg.data.dir:   # the driver's pre-flight resolved it: read the data it checked
+        os.environ["BIAS_INHERIT_DATA_DIR"] = cfg.data.dir
+    # Evaluation data first: a missing or unreadable dataset fails before any training.
+    eval_items = load_suite(cfg) if rank == 0 else None
     tokenizer = load_tokenizer(cfg.model.name, padding_side="right")
     model = load_causal_lm(cfg.model.name, dtype, device, cfg.model.attention)
     metrics: dict[str, float] = {"dtype_bf16": float(dtype == torch.bfloat16),
@@ -252,7 +282,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
         checkpoint = None
         if rank == 0:
             eval_started = time.perf_counter()
-            metrics.update(evaluate_suite(model, tokenizer, cfg))
+            metrics.update(evaluate_suite(model, tokenizer, cfg, eval_items))
             metrics["eval_seconds"] = time.perf_counter() - eval_started
             if cell.trains:
                 model.save_pretrained(tmp)   # the LoRA adapter only (a few MB), not the base
