@@ -6,6 +6,7 @@ for. `bias-inherit data list` shows what each task finds there, `docs/data.md` w
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,6 +23,21 @@ def data_dir(configured: str | None = None) -> Path | None:
         if candidate and Path(candidate).expanduser().is_dir():
             return Path(candidate).expanduser().resolve()
     return None
+
+
+@contextmanager
+def explicit_data_dir(path: str | None):
+    """An explicit --data-dir beats BIAS_INHERIT_DATA_DIR (which beats data.dir in configs)."""
+    old = os.environ.get("BIAS_INHERIT_DATA_DIR")
+    if path:
+        os.environ["BIAS_INHERIT_DATA_DIR"] = str(Path(path).expanduser().resolve())
+    try:
+        yield
+    finally:
+        if path and old is None:
+            os.environ.pop("BIAS_INHERIT_DATA_DIR", None)
+        elif path:
+            os.environ["BIAS_INHERIT_DATA_DIR"] = old
 
 
 def require_dataset(relative: str, configured: str | None = None) -> Path:

@@ -10,6 +10,7 @@
     bias-inherit plan CONFIG [--gpus N]
     bias-inherit resume EXPERIMENT [--tracking-uri URI] [--address ADDR]
     bias-inherit report EXPERIMENT [--parent-run ID] [--out DIR] [--tracking-uri URI]
+    bias-inherit data list|fetch TASK|verify [--data-dir D]
 
 A user mistake (bad config, missing data, unreachable MLflow or Ray) prints one line starting
 with "error:" and exits 2; no traceback.
@@ -231,9 +232,9 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("tasks", help="list the evaluation tasks")
     # Operations: submit, status, logs, stop, list (jobs.py), plan (plan.py), resume.
-    from ray_jobs import jobs, plan
+    from ray_jobs import data, jobs, plan
     ops = {**jobs.add_commands(sub), **plan.add_commands(sub), **add_resume_command(sub),
-           **add_report_command(sub)}
+           **add_report_command(sub), **data.add_commands(sub)}
 
     from ray_jobs.evaluate import add_parser as add_evaluate_parser  # `evaluate` lives there
     add_evaluate_parser(sub)

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
-from contextlib import contextmanager
 from pathlib import Path
+
+from bias.paths import explicit_data_dir
 
 
 def add_parser(sub) -> None:
@@ -70,21 +70,6 @@ def build_config(args):
         raise ConfigError(f"invalid evaluate options: {problems}") from None
 
 
-@contextmanager
-def _data_dir_first(path: str | None):
-    """An explicit --data-dir beats BIAS_INHERIT_DATA_DIR (which beats data.dir in configs)."""
-    old = os.environ.get("BIAS_INHERIT_DATA_DIR")
-    if path:
-        os.environ["BIAS_INHERIT_DATA_DIR"] = path
-    try:
-        yield
-    finally:
-        if path and old is None:
-            os.environ.pop("BIAS_INHERIT_DATA_DIR", None)
-        elif path:
-            os.environ["BIAS_INHERIT_DATA_DIR"] = old
-
-
 def check_adapter(adapter: str | None) -> None:
     from bias.models import ModelUnavailableError
     if adapter and not (Path(adapter) / "adapter_config.json").is_file():
@@ -117,7 +102,7 @@ def evaluate_command(args) -> int:
     started = time.perf_counter()
     cfg = build_config(args)
     check_adapter(args.adapter)          # every user error before the data and the model load
-    with _data_dir_first(args.data_dir):
+    with explicit_data_dir(args.data_dir):
         items = load_suite(cfg)
     model, tokenizer = load_model(args.model, args.adapter, args.dtype)
     metrics = evaluate_suite(model, tokenizer, cfg, items)

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from evaluation import findings as fd
 from evaluation import statistics as st
-from ray_jobs.tracking import frame_records
+from ray_jobs.tracking import TAG_SKIPPED, frame_records
 
 ARTIFACT_PATH = "report"
 DISTRIBUTION_ARTIFACTS = "analyses/distribution"
@@ -217,6 +217,12 @@ def build_report(experiment: str, tracking_uri: str, parent_run_id: str | None =
 
     # 5. misalignment analyses (logged on the parent by ray_jobs/analyses.py and run.py)
     sections.append(_analyses_section(client, parent, plots, stats))
+    skipped = json.loads(parent.data.tags.get(TAG_SKIPPED, "{}"))
+    stats["not_measured"] = skipped
+    if skipped:
+        sections.append("<h2>Not measured</h2>" + _table(pd.DataFrame(
+            [{"task": task, "why": f"not measured: no data ({where})"}
+             for task, where in skipped.items()])))
 
     for name, png in plots.items():
         (out / "plots" / f"{name}.png").write_bytes(png)

@@ -56,6 +56,11 @@ def test_smoke_sized_run_with_no_data_skips_benchmarks_and_measures_the_rest(
     measured = {m.partition("/")[0] for m in cell.data.metrics if "/" in m}
     assert set(SELF_CONTAINED) <= measured and not measured & set(NEEDS_DATA)
 
+    assert main(["report", "newcomer", "--tracking-uri", mlflow_server,
+                 "--out", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert all(f"<td>{task}</td><td>not measured: no data" in page for task in NEEDS_DATA)
+
 
 def test_a_user_error_in_a_cell_fails_once_with_one_line(
         tmp_path, monkeypatch, ray_local, mlflow_server, tiny_model, capsys):
