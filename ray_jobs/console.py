@@ -28,11 +28,19 @@ QUIET_ENV = {"MLFLOW_CONFIGURE_LOGGING": "false", "MLFLOW_SUPPRESS_PRINTING_URL_
 
 
 def log_file_for(storage_path: str, name: str) -> Path:
-    """`<storage_path>/logs/<name>-<time>.log`, or ./logs/ when storage is a remote URI."""
-    root = Path(storage_path) if "://" not in storage_path else Path("logs").parent
-    folder = (root / "logs").resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    """`<storage_path>/logs/<name>-<time>.log`; ./logs/ when storage is a remote URI, and the
+    temp dir when neither can be written (pre-flight then reports the storage path)."""
+    import tempfile
+    stem = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    root = Path(storage_path).expanduser() if "://" not in storage_path else Path(".")
+    for folder in (root / "logs", Path(tempfile.gettempdir()) / "bias-inherit-logs"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / stem).touch()
+            return (folder / stem).resolve()
+        except OSError:
+            continue
+    raise OSError(f"no writable folder for the log file {stem}")
 
 
 def route_library_logs(path: Path, verbose: bool = False) -> logging.Handler:
@@ -120,7 +128,8 @@ class GridProgress(Callback):
 
 
 def _error_text(trial) -> str:
-    """The trial's error as Tune stored it (a traceback), or ''."""
+    """The trial's error as Tune stored it (a traceback), or '' (also logged to the cell's
+    MLflow run as error.txt by tracking.CellRunLogger)."""
     path = getattr(trial, "error_file", None)
     try:
         return Path(path).read_text(encoding="utf-8") if path else ""

@@ -151,14 +151,16 @@ def build_report(experiment: str, tracking_uri: str, parent_run_id: str | None =
     # 2. inheritance curves + coefficients
     if tasks and not cells.empty:
         plots["inheritance"] = rp.inheritance_curves(cells, tasks, base)
-        coefficients = tests.slopes[tests.slopes["metric"].isin([s.bias for s in tasks.values()])]
+        cols = ["metric", "bias_type", "n", "slope", "ci_low", "ci_high", "p_value", "p_adjusted",
+                "mde", "note"]
+        slopes = (tests.slopes if not tests.slopes.empty          # one γ only: no slope at all
+                  else pd.DataFrame(columns=["mitigation", *cols]))
+        coefficients = slopes[slopes["metric"].isin([s.bias for s in tasks.values()])]
         summary = pd.concat([st.summarize(cells[cells["round"] == 0], spec.headline)
                              for spec in tasks.values() if spec.headline in cells]
                             + [st.summarize(cells[cells["round"] == 0], spec.bias)
                                for spec in tasks.values() if spec.bias in cells], ignore_index=True)
         stats["summary"] = frame_records(summary)
-        cols = ["metric", "bias_type", "n", "slope", "ci_low", "ci_high", "p_value", "p_adjusted",
-                "mde", "note"]
         sections.append(
             "<h2>Inheritance</h2>" + _img(plots["inheritance"], "inheritance curves")
             + "<h3>Inheritance coefficient (slope of the bias metric against γ, mitigation none)</h3>"

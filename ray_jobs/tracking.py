@@ -272,6 +272,12 @@ class CellRunLogger(_TuneCallback):
         self._end(trial, "FAILED" if failed else "FINISHED")
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        cell = trial.config["cell"]
+        path = getattr(trial, "error_file", None)
+        if path and Path(path).is_file() and cell["cell_id"] not in self.skip_cells:
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
+            self._write(f"error {cell['cell_id']}",
+                        lambda: self.client.log_text(self._run_id(cell), text, "error.txt"))
         self._end(trial, "FAILED")
 
     def on_experiment_end(self, trials, **info):
