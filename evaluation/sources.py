@@ -38,12 +38,13 @@ def fetched_copy(hub_name: str, configured: str | None = None) -> Path | None:
     return folder if folder is not None and folder.is_dir() else None
 
 
-def use_hub(cfg, local: str | None = None, hub: str | None = None) -> bool:
-    """Read the hub rows: configured so, or the local files are absent and a copy was fetched."""
+def use_hub(cfg, local: str | tuple[str, ...] | None = None, hub: str | None = None) -> bool:
+    """Read the hub rows: configured so, or a local file is absent and a copy was fetched."""
     if cfg.data.original == "hub":
         return True
     root = data_dir(cfg.data.dir)
-    local_missing = local is not None and (root is None or not (root / local).exists())
+    paths = (local,) if isinstance(local, str) else tuple(local or ())
+    local_missing = bool(paths) and (root is None or not all((root / p).exists() for p in paths))
     return bool(local_missing and hub and fetched_copy(hub, cfg.data.dir))
 
 

@@ -311,13 +311,17 @@ def add_resume_command(sub) -> dict:
     p.add_argument("--parent-run", help="the parent run to resume (default: the latest)")
     p.add_argument("--tracking-uri")
     p.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local cluster)")
+    p.add_argument("--verbose", action="store_true", help="the libraries' logs on the console too")
 
     def on_resume(args) -> int:
         from ray_jobs.run import resume_experiment
         from ray_jobs.tracking import resolve_tracking_uri
         experiment, uri = experiment_and_uri(args.experiment, args.tracking_uri)
         try:
-            parent_run_id, _ = resume_experiment(experiment, uri, args.address, args.parent_run)
+            parent_run_id, _ = resume_experiment(
+                experiment, uri, args.address, args.parent_run,
+                echo=lambda *a: print(*a, flush=True), verbose=args.verbose,
+                on_config=lambda cfg: start_console(cfg, args.verbose))
         except KeyboardInterrupt:
             return _fail("interrupted; run resume again to go on")
         print_results(experiment, resolve_tracking_uri(None, uri), parent_run_id=parent_run_id)

@@ -162,8 +162,10 @@ def add_commands(sub) -> dict:
                 sums = write_checksums(_root(args))
             print(f"{CHECKSUMS}: {len(sums)} files")
             return 0
-        if args.data_dir:
+        if args.data_dir and args.data_command == "fetch":
             Path(args.data_dir).expanduser().mkdir(parents=True, exist_ok=True)
+        elif args.data_dir and not Path(args.data_dir).expanduser().is_dir():
+            raise MissingDataError(f"--data-dir {args.data_dir} is not a directory")
         with explicit_data_dir(args.data_dir):
             return {"list": list_command, "fetch": fetch_command,
                     "verify": verify_command}[args.data_command](args)

@@ -50,7 +50,11 @@ def _model_problems(cfg: ExperimentConfig, local: bool) -> list[str]:
         if name in seen:
             continue
         seen.add(name)
-        static = name.startswith((OFFLINE_PREFIX, RANDOM_PREFIX))
+        if name.startswith(RANDOM_PREFIX):
+            problems.append(f"{role}: {name} is a random-weight model for speed benchmarks; it has "
+                            f"no tokenizer, so it cannot train, generate or score text")
+            continue
+        static = name.startswith(OFFLINE_PREFIX)
         problem = (model_problem(name) if (local or static)
                    and not name.startswith("offline:all-minilm") else None)
         if problem:

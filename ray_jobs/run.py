@@ -38,7 +38,8 @@ def storage_uri(path: str) -> str:
 def prepare_models(cfg: ExperimentConfig) -> None:
     """Build the offline models once, here, not in every worker (pre-flight has checked them)."""
     from bias.models import ModelUnavailableError, resolve_model
-    for name in {cfg.model.name, cfg.generation.model}:
+    generates = bool(cfg.bias_types) or cfg.rounds > 1
+    for name in {cfg.model.name, *([cfg.generation.model] if generates else [])}:
         try:
             resolve_model(name)
         except ModelUnavailableError as e:
@@ -189,7 +190,8 @@ def failed_cells(results) -> dict[str, str]:
     failed = {}
     for r in results:
         cell = (r.config or {}).get("cell", {}).get("cell_id", "?")
-        cause = str(r.error).strip().splitlines()[-1] if r.error else user_error(r)
+        lines = str(r.error).strip().splitlines() if r.error else []
+        cause = (lines[-1] if lines else type(r.error).__name__) if r.error else user_error(r)
         if cause:
             failed[cell] = cause.splitlines()[0][:300]
     return failed
@@ -291,7 +293,8 @@ def tune_experiment_state(path: str) -> dict[str, str]:
 
 
 def resume_experiment(experiment: str, tracking_uri: str | None = None, address: str | None = None,
-                      parent_run_id: str | None = None, echo=print) -> tuple[str, list[str]]:
+                      parent_run_id: str | None = None, echo=print, verbose: bool = True,
+                      on_config=None) -> tuple[str, list[str]]:
     """Finish an interrupted grid with Tuner.restore: finished cells stay as they are, unfinished
     and failed ones run (resuming from their Train checkpoints), logging into the same child runs.
     Returns the parent run id and the cells that ran."""
@@ -300,6 +303,8 @@ def resume_experiment(experiment: str, tracking_uri: str | None = None, address:
     parent, cfg = find_parent_run(experiment, tracking_uri, parent_run_id)
     parent_run_id = parent.info.run_id
     tune_path = parent.data.tags.get(TAG_TUNE_PATH)
+    if on_config is not None:   # the CLI's console, once the config is known
+        on_config(cfg)
     cfg, _ = checked(cfg, tracking_uri, echo)
 
     import mlflow
@@ -312,7 +317,7 @@ def resume_experiment(experiment: str, tracking_uri: str | None = None, address:
             f"parent run {parent_run_id} has no Tune experiment to restore "
             f"({tune_path or 'the grid never started'}); run the config again: finished "
             f"generations are cached")
-    ray = connect_ray(address)
+    ray = connect_ray(address, verbose)
     cells = expand_cells(cfg)
     # MLflow is the record: a cell whose child run finished is done even where Tune's state
     # (saved every few seconds) had not caught up when the driver died.

@@ -42,6 +42,7 @@ def empty_data(tmp_path):
 @pytest.mark.parametrize("overrides, fragment", [
     ({"model": {"name": "offline:nope"}}, "unknown offline model 'offline:nope'"),
     ({"model": {"name": "/nonexistent/model-dir"}}, "model path /nonexistent/model-dir does not exist"),
+    ({"model": {"name": "random:tiny-llama"}}, "random-weight model for speed benchmarks"),
     ({"model": {"name": "some-org/some-model"}},
      "'some-org/some-model' is not in the local Hugging Face cache and the hub did not answer"),
     ({"storage_path": "/proc/no-such/results"}, "storage_path /proc/no-such/results: not writable"),
@@ -49,7 +50,7 @@ def empty_data(tmp_path):
      "crows_pairs: no data dir set"),
     ({"analyses": {"values_source": "/nonexistent/opinions.jsonl"}},
      "values_source: file /nonexistent/opinions.jsonl does not exist"),
-], ids=["offline-name", "path", "hub-name", "storage", "data", "values-file"])
+], ids=["offline-name", "path", "random", "hub-name", "storage", "data", "values-file"])
 @pytest.mark.parametrize("command", ["validate", "run"])
 def test_bad_input_fails_in_preflight(tmp_path, overrides, fragment, command, monkeypatch):
     monkeypatch.delenv("BIAS_INHERIT_DATA_DIR", raising=False)

@@ -238,8 +238,9 @@ def train_and_evaluate(loop_config: dict) -> None:
 
     if cfg.data.dir:   # the driver's pre-flight resolved it: read the data it checked
         os.environ["BIAS_INHERIT_DATA_DIR"] = cfg.data.dir
-    # Evaluation data first: a missing or unreadable dataset fails before any training.
-    eval_items = load_suite(cfg) if rank == 0 else None
+    # Evaluation data first, on every rank: a missing or unreadable dataset fails before any
+    # training, on all workers alike (no rank is left waiting in a collective).
+    eval_items = load_suite(cfg)
     tokenizer = load_tokenizer(cfg.model.name, padding_side="right")
     model = load_causal_lm(cfg.model.name, dtype, device, cfg.model.attention)
     metrics: dict[str, float] = {"dtype_bf16": float(dtype == torch.bfloat16),

@@ -115,7 +115,7 @@ def _offline_rows(cfg) -> list[dict]:
 
 def load(cfg) -> list[dict]:
     rows = ([r for c in HUB_CATEGORIES for r in hub_rows(HUB, data_file=f"data/{c}.jsonl", cfg=cfg)]
-            if use_hub(cfg, LOCAL, HUB) else _offline_rows(cfg))
+            if use_hub(cfg, (LOCAL, TEMPLATES), HUB) else _offline_rows(cfg))
     items = [to_item(r) for r in rows]
     limit = cfg.evaluation.limit_for("bbq")
     if limit is None or len(items) <= limit:
