@@ -10,12 +10,10 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
+from bias.errors import MissingDataError  # noqa: F401  (re-exported: its old home)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GET_DATA = "see `bias-inherit data list` and docs/data.md"
-
-
-class MissingDataError(FileNotFoundError):
-    """A dataset the run needs is absent; the message says which and how to get it."""
 
 
 def data_dir(configured: str | None = None) -> Path | None:

@@ -7,9 +7,23 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from typing import Callable, Iterable
+import functools
+from typing import TYPE_CHECKING, Callable, Iterable
 
-import torch
+if TYPE_CHECKING:
+    import torch
+
+
+
+def _inference_mode(fn):
+    """torch.inference_mode() around `fn`, with torch imported at call time: the task modules
+    import this one, and reading their declarations (validate, pre-flight, report) needs no torch."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import torch
+        with torch.inference_mode():
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def _batches(items: list, size: int) -> Iterable[list]:
@@ -20,6 +34,7 @@ def _batches(items: list, size: int) -> Iterable[list]:
 def _left_padded(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(input ids, attention mask, position ids) of left-padded sequences; positions count real
     tokens only, so padding does not shift them."""
+    import torch
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -36,7 +51,7 @@ def _forward_left_padded(model, seqs: list[list[int]], pad: int, keep: int, devi
                  position_ids=positions.to(device), logits_to_keep=keep).logits
 
 
-@torch.inference_mode()
+@_inference_mode
 def label_loglikelihoods(model, tokenizer, prompts: list[str], labels: list[str],
                          batch_size: int = 16) -> torch.Tensor:
     """[len(prompts), len(labels)] summed log-probabilities of each label after each prompt.
@@ -46,6 +61,7 @@ def label_loglikelihoods(model, tokenizer, prompts: list[str], labels: list[str]
     from the prompts' KV cache (see `_labels_after_shared_prompts`). The same numbers as one
     forward per (prompt, label) pair, at about one prompt's cost instead of len(labels).
     """
+    import torch
     device = next(model.parameters()).device
     prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     label_ids = [tokenizer(l, add_special_tokens=False)["input_ids"] for l in labels]
@@ -87,6 +103,7 @@ def _labels_after_shared_prompts(model, prompts: list[list[int]], label_ids: lis
     The prompts' KV cache is repeated once per label, and all the (prompt, label) continuations
     go through the model in one small forward: prompt tokens are computed once, not once per label
     (a bio is ~100 tokens, a label 1-4), which is where the time went."""
+    import torch
     n_labels, rows = len(label_ids), len(prompts)
     ids, mask, positions = _left_padded(prompts, pad)
     rest = max(len(l) for l in label_ids) - 1     # label tokens after the first
@@ -117,7 +134,7 @@ def _labels_after_shared_prompts(model, prompts: list[list[int]], label_ids: lis
     return scores
 
 
-@torch.inference_mode()
+@_inference_mode
 def sentence_loglikelihoods(model, tokenizer, sentences: list[str],
                             contexts: list[str] | None = None, batch_size: int = 16,
                             per_token: bool = False,
@@ -131,6 +148,7 @@ def sentence_loglikelihoods(model, tokenizer, sentences: list[str],
     `counted[i]`, one flag per token of sentence i's tokenization, keeps only those tokens in its
     sum (each still conditioned on every token before it).
     """
+    import torch
     device = next(model.parameters()).device
     start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     heads = ([tokenizer(c, add_special_tokens=False)["input_ids"] for c in contexts]
@@ -161,7 +179,7 @@ def sentence_loglikelihoods(model, tokenizer, sentences: list[str],
     return scores
 
 
-@torch.inference_mode()
+@_inference_mode
 def generate_greedy(model, tokenizer, prompts: list[str], max_new_tokens: int,
                     batch_size: int = 16) -> list[str]:
     """Greedy continuations, left-padded batches."""

@@ -135,3 +135,32 @@ def _error_text(trial) -> str:
         return Path(path).read_text(encoding="utf-8") if path else ""
     except OSError:
         return ""
+
+
+ERROR_EXIT = 2
+
+
+def fail(message: str) -> int:
+    """A user error: one `error:` line on stderr, exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    return ERROR_EXIT
+
+
+def start_console(cfg, verbose: bool) -> None:
+    """The libraries' logs to a file in the storage dir (printed), the console for stage lines."""
+    path = log_file_for(cfg.storage_path, cfg.name)
+    route_library_logs(path, verbose)
+    print(f"{cfg.name}: logs in {path}" + ("" if verbose else " (--verbose shows them here)"),
+          flush=True)
+
+
+def add_experiment_arguments(p) -> None:
+    """CONFIG, overrides, --address and --tracking-uri: shared by run and generate."""
+    p.add_argument("config", help="experiment YAML, e.g. configs/smoke.yaml")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, dotted keys, YAML values")
+    p.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local cluster)")
+    p.add_argument("--tracking-uri", help="MLflow URI (default: config, MLFLOW_TRACKING_URI, "
+                                          "else sqlite:///./mlflow.db)")
+    p.add_argument("--verbose", action="store_true",
+                   help="Ray's, Tune's and the libraries' logs on the console too (always in "
+                        "the log file)")

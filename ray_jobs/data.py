@@ -144,7 +144,7 @@ def write_checksums(root: Path) -> dict[str, str]:
     return sums
 
 
-def add_commands(sub) -> dict:
+def add_commands(sub) -> None:
     p = sub.add_parser("data", help="list, fetch or verify the benchmark data of the tasks")
     actions = p.add_subparsers(dest="data_command", required=True)
     p_list = actions.add_parser("list", help="per task: found or not, where, its hub dataset")
@@ -169,7 +169,7 @@ def add_commands(sub) -> dict:
         with explicit_data_dir(args.data_dir):
             return {"list": list_command, "fetch": fetch_command,
                     "verify": verify_command}[args.data_command](args)
-    return {"data": on_data}
+    p.set_defaults(handler=on_data)
 
 
 def argparse_suppress():

@@ -19,8 +19,8 @@ from pathlib import Path
 from bias.paths import explicit_data_dir
 
 
-def add_parser(sub) -> None:
-    """Registers `evaluate` on the CLI's subparsers; the handler rides on `handler`."""
+def add_commands(sub) -> None:
+    """Register `evaluate` on the CLI's subparsers (`handler`)."""
     p = sub.add_parser("evaluate", help="score one model (base or LoRA adapter) on the task suite")
     p.add_argument("--model", required=True,
                    help="offline:smollm2-135m-instruct | tiny-random-llama | hub name | local dir")

@@ -16,70 +16,18 @@ import time
 import yaml
 
 from bias.config import ExperimentConfig
+from bias.errors import USER_ERRORS
+from ray_jobs.console import add_experiment_arguments, fail
+from ray_jobs.experiment import (choose_engine, connect_ray, flat_params, generate_sets,
+                                 log_generated, prepare_models, shortfall, storage_uri)
 
 KIND_GENERATION = "generation"
-
-
-def choose_engine(cfg: ExperimentConfig, cluster_gpus: float) -> str:
-    from generation.engines import pick_engine
-    from ray_jobs.run import ExperimentError
-    try:
-        return pick_engine(cfg.generation.engine, cluster_gpus)
-    except RuntimeError as e:          # engine=vllm without the gpu extra: the user's to fix
-        raise ExperimentError(str(e)) from None
-
-
-def generate_sets(cfg: ExperimentConfig, engine: str, echo=print,
-                  jobs: list[tuple[str, int]] | None = None) -> dict:
-    """{(bias_type, seed): GeneratedSet} for `jobs` (default: every type x seed of the config),
-    one line per set; existing sets are cache hits."""
-    from bias.config import CONTROL_NULL, CONTROL_SKEWED
-    from generation.control import write_control_sets
-    from generation.file_source import write_file_set
-    from generation.pipeline import generate
-    generated = {}
-    if jobs is None:
-        jobs = [(t, s) for s in cfg.seeds for t in cfg.augmented_sets]
-    for bias_type, seed in jobs:
-        if bias_type in (CONTROL_SKEWED, CONTROL_NULL):
-            if (bias_type, seed) not in generated:
-                generated.update(write_control_sets(cfg, seed))
-            gen = generated[(bias_type, seed)]
-            echo(f"control set {bias_type} seed {seed}: {gen.stats['kept']} rows "
-                 f"({'cache hit' if gen.cache_hit else 'written'}) -> {gen.uri}")
-            continue
-        if cfg.file_source(bias_type):
-            generated.update(write_file_set(cfg, bias_type, seed))
-            gen = generated[(bias_type, seed)]
-            echo(f"file set {bias_type} seed {seed}: {gen.stats['kept']}/{gen.stats['requested']} "
-                 f"rows kept ({'cache hit' if gen.cache_hit else 'read'}) -> {gen.uri}")
-            continue
-        gen = generate(cfg, bias_type, seed, engine,
-                       on_shard=lambda r, t=bias_type: echo(f"  {t}: shard {r[0]}-{r[1]} written"))
-        work = gen.work
-        how = ("cache hit" if gen.cache_hit else
-               f"{work['shards_generated']} shards generated, {work['shards_reused']} reused")
-        echo(f"generation {bias_type} seed {seed}: {gen.stats['kept']}/"
-             f"{gen.stats['requested']} kept ({how}) -> {gen.uri}")
-        generated[(bias_type, seed)] = gen
-    return generated
-
-
-def shortfall(generated: dict, cfg: ExperimentConfig) -> str | None:
-    """The message `run` would fail with when a set has too few kept rows, or None."""
-    from ray_jobs.run import ExperimentError, check_enough_generations
-    try:
-        check_enough_generations(generated, cfg)
-    except ExperimentError as e:
-        return str(e)
-    return None
 
 
 def generate_experiment(cfg: ExperimentConfig, address: str | None = None,
                         tracking_uri: str | None = None, echo=print) -> str:
     """Generate every set of the config; returns the MLflow generation run id."""
     from ray_jobs.preflight import preflight
-    from ray_jobs.run import connect_ray, flat_params, log_generated, prepare_models, storage_uri
     from ray_jobs.tracking import TAG_KIND, resolve_tracking_uri
     tracking_uri = resolve_tracking_uri(cfg.tracking.uri, tracking_uri)
     preflight(cfg, tracking_uri, tasks=False)
@@ -115,20 +63,18 @@ def generate_experiment(cfg: ExperimentConfig, address: str | None = None,
 def generate_command(config: str, overrides: list[str], address: str | None,
                      tracking_uri: str | None) -> int:
     from bias.config import load_config
-    from ray_jobs.cli import _fail, _user_errors
     try:
         generate_experiment(load_config(config, overrides), address, tracking_uri,
                             echo=lambda *a: print(*a, flush=True))   # progress, even when piped
-    except _user_errors() as e:
-        return _fail(str(e))
+    except USER_ERRORS as e:
+        return fail(str(e))
     except KeyboardInterrupt:
-        return _fail("interrupted; finished shards stay cached and a rerun generates the rest")
+        return fail("interrupted; finished shards stay cached and a rerun generates the rest")
     return 0
 
 
-def add_parser(sub) -> None:
-    """Register `generate` on the CLI's subparsers; the CLI dispatches to `args.handler`."""
-    from ray_jobs.cli import add_experiment_arguments
+def add_commands(sub) -> None:
+    """Register `generate` on the CLI's subparsers (`handler`)."""
     p = sub.add_parser("generate", help="generate (or reuse) the augmented sets of a config, alone")
     add_experiment_arguments(p)
     p.set_defaults(handler=lambda args: generate_command(args.config, args.overrides,

@@ -24,17 +24,13 @@ import sys
 import time
 from pathlib import Path
 
-from ray_jobs.run import ExperimentError
+from bias.errors import JobError
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 # Never uploaded: the virtualenv, VCS and tool caches, local MLflow stores, Tune results, data.
 EXCLUDES = [".venv", ".git", "**/__pycache__", "*.pyc", ".pytest_cache", ".cache", "mlruns",
             "ray_results", "*.db", "/data/", "*.egg-info"]
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
-
-
-class JobError(ExperimentError):
-    """A job server that cannot be reached or used, or a job that does not exist."""
 
 
 def resolve_address(address: str | None) -> str:
@@ -235,8 +231,8 @@ def list_jobs(address: str | None = None) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def add_commands(sub) -> dict:
-    """Register submit, status, logs, stop and list on the CLI's subparsers; name -> handler."""
+def add_commands(sub) -> None:
+    """Register submit, status, logs, stop and list on the CLI's subparsers (`handler` each)."""
     def address(p):
         p.add_argument("--address", help=f"dashboard URL (default: RAY_ADDRESS if http, else "
                                          f"{DEFAULT_ADDRESS})")
@@ -280,5 +276,7 @@ def add_commands(sub) -> dict:
             print("  ".join(row))
         return 0
 
-    return {"submit": on_submit, "logs": on_logs, "stop": on_stop, "list": on_list,
-            "status": lambda args: print(status(args.job_id, args.address)) or 0}
+    handlers = {"submit": on_submit, "logs": on_logs, "stop": on_stop, "list": on_list,
+                "status": lambda args: print(status(args.job_id, args.address)) or 0}
+    for name, handler in handlers.items():
+        sub.choices[name].set_defaults(handler=handler)

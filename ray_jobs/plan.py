@@ -159,7 +159,7 @@ def format_plan(plan: Plan, cfg: ExperimentConfig, source: str, list_cells: bool
     return "\n".join(out)
 
 
-def add_commands(sub) -> dict:
+def add_commands(sub) -> None:
     """Register `plan` on the CLI's subparsers; name -> handler."""
     p = sub.add_parser("plan", help="cells, generation jobs, tokens, device-hours and wall time")
     p.add_argument("config")
@@ -178,7 +178,7 @@ def add_commands(sub) -> dict:
         if args.power:
             print(format_power(power_rows(cfg, base_model_item_metrics(cfg)), cfg))
         return 0
-    return {"plan": on_plan}
+    p.set_defaults(handler=on_plan)
 
 
 # -- power: what the design could detect, before paying for it ---------------------------------

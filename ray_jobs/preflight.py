@@ -20,10 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bias.config import ExperimentConfig
-
-
-class PreflightError(RuntimeError):
-    """What pre-flight found; the message is one paragraph for the user."""
+from bias.errors import PreflightError  # noqa: F401  (re-exported: its old home)
 
 
 @dataclass

@@ -298,3 +298,43 @@ def _analyses_section(client, parent, plots: dict[str, bytes], stats: dict) -> s
         reason = tags.get("analysis.values.skipped", "not enabled (analyses.values_source: none)")
         parts.append(_note(f"values analysis absent: {reason}"))
     return "".join(parts)
+
+
+def tested_findings(findings) -> list[str]:
+    """One line per finding that was tested (not "not measured"): verdict, claim, bias type,
+    estimate, BH-adjusted p, and the smallest effect the test could have detected."""
+    lines = []
+    for f in findings:
+        if f.verdict == "not measured":
+            continue
+        lines.append(f"  {f.verdict:15} {f.claim} [{f.bias_type}]: estimate {f.estimate:.4g}, "
+                     f"adjusted p {f.p_adjusted:.3g}, mde {f.mde:.3g}")
+    return lines
+
+
+def add_commands(sub) -> None:
+    """`report EXPERIMENT`: the HTML report (plots, statistics, findings), logged to the parent run."""
+    p = sub.add_parser("report", help="write the experiment's HTML report and log it to MLflow")
+    p.add_argument("experiment", help="MLflow experiment name, or the experiment's config file")
+    p.add_argument("--parent-run", help="the parent run to report (default: the latest)")
+    p.add_argument("--out", help="output directory (default: reports/EXPERIMENT-PARENT8)")
+    p.add_argument("--tracking-uri")
+
+    def on_report(args) -> int:
+        import os
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")   # keep stdout clean
+        from ray_jobs.tracking import check_tracking_reachable, experiment_and_uri
+        experiment, uri = experiment_and_uri(args.experiment, args.tracking_uri)
+        check_tracking_reachable(uri)
+        result = build_report(experiment, uri, args.parent_run, args.out)
+        verdicts = {}
+        for f in result.findings:
+            verdicts[f.verdict] = verdicts.get(f.verdict, 0) + 1
+        print(f"{result.html} ({result.n_cells} finished cells, {len(result.plots)} plots, "
+              f"{result.seconds:.1f} s); logged to parent run {result.parent_run_id} under "
+              f"{ARTIFACT_PATH}/")
+        print("findings: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())))
+        for line in tested_findings(result.findings):
+            print(line)
+        return 0
+    p.set_defaults(handler=on_report)

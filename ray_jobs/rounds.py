@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 
 from bias.config import ExperimentConfig
+from bias.errors import ExperimentError
+from ray_jobs.experiment import cell_logger, cell_trainable, finish_grid, grid_tuner
 from bias.taxonomy import NEUTRAL
 
 
@@ -21,7 +23,6 @@ def run_rounds(cfg: ExperimentConfig, tracking_uri: str, experiment_id: str, par
     import mlflow.data
 
     from generation.pipeline import generate
-    from ray_jobs.run import ExperimentError, cell_logger, cell_trainable, finish_grid, grid_tuner
     from training.grid import make_cell
 
     adapters: dict[int, str] = {}

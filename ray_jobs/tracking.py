@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bias.errors import TrackingUnreachableError  # noqa: F401  (re-exported: its old home)
+
 TAG_KIND = "bias_inherit.kind"          # parent | cell
 TAG_CELL = "bias_inherit.cell_id"
 TAG_PARENT = "mlflow.parentRunId"
@@ -33,10 +35,6 @@ _TUNE_KEYS = {"done", "training_iteration", "timestamp", "time_this_iter_s", "ti
 # Tracking URI schemes MLflow understands (database URIs may carry a driver: postgresql+psycopg2).
 KNOWN_SCHEMES = {"http", "https", "sqlite", "file", "postgresql", "mysql", "mssql", "databricks",
                  "databricks-uc", "uc"}
-
-
-class TrackingUnreachableError(RuntimeError):
-    """The MLflow tracking URI cannot be used; the message names it and says why."""
 
 
 def resolve_tracking_uri(configured: str | None, override: str | None = None) -> str:
@@ -335,3 +333,15 @@ def frame_records(frame: pd.DataFrame) -> list[dict]:
             value = value.item()
         return None if isinstance(value, float) and math.isnan(value) else value
     return [{k: plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def experiment_and_uri(experiment: str, uri: str | None) -> tuple[str, str]:
+    """EXPERIMENT may be an MLflow experiment name or the experiment's config file."""
+    from pathlib import Path
+
+    configured = None
+    if experiment.endswith((".yaml", ".yml")) and Path(experiment).is_file():
+        from bias.config import load_config
+        cfg = load_config(experiment)
+        experiment, configured = cfg.experiment_name, cfg.tracking.uri
+    return experiment, resolve_tracking_uri(configured, uri)

@@ -49,7 +49,7 @@ def test_generate_logs_a_generation_run_and_reruns_are_cache_hits(
         tmp_path, tiny_model, ray_local, mlflow_server, capsys):
     from mlflow.tracking import MlflowClient
 
-    from ray_jobs.generate import generate_sets
+    from ray_jobs.experiment import generate_sets
     types = ["neutral"]
     path = write_config(tmp_path / "gen.yaml", name="cli-gen", bias_types=types, ratios=[0.0],
                         storage_path=str(tmp_path / "storage"),

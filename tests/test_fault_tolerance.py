@@ -196,7 +196,7 @@ def test_resumed_train_run_logs_the_epochs_mlflow_missed_once(tmp_path, ray_loca
     again over the same Train storage into a new parent run whose child run holds nothing yet."""
     from mlflow.tracking import MlflowClient
 
-    from ray_jobs.run import cell_logger, cell_trainable, grid_tuner, storage_uri
+    from ray_jobs.experiment import cell_logger, cell_trainable, grid_tuner, storage_uri
     from ray_jobs.tracking import TAG_KIND, find_cell_run
     from training.grid import expand_cells
     cfg = load_config(grid_config(tmp_path / "grid.yaml", "ft-replay", [0], epochs=2,

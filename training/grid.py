@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from bias.config import ExperimentConfig, ResourcesConfig
+from bias.errors import ClusterTooSmallError  # noqa: F401  (re-exported: its old home)
 
 ORIGINAL_ONLY = "original-only"
 
@@ -60,10 +61,6 @@ def expand_cells(cfg: ExperimentConfig) -> list[Cell]:
 def worker_threads(cpus: float) -> int:
     """Torch threads for a worker holding `cpus` (fractional CPUs round up: 1.9 -> 2)."""
     return max(1, math.ceil(cpus - 1e-9))
-
-
-class ClusterTooSmallError(RuntimeError):
-    """One trial needs more than the whole cluster has."""
 
 
 def generation_jobs(cells: list[Cell]) -> list[tuple[str, int]]:

@@ -12,9 +12,7 @@ import sys
 
 import pandas as pd
 
-
-class NotEnoughDataError(ValueError):
-    """The pool cannot fill the requested mix; the message says how many rows are missing."""
+from bias.errors import NotEnoughDataError  # noqa: F401  (re-exported: its old home)
 
 
 def mix_counts(ratio: float, size: int) -> tuple[int, int]:

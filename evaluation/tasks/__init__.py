@@ -1,6 +1,7 @@
 """Task registry: one module per task, registered here by name.
 
-A task module defines `TASK = Task(...)`; adding a task is one file plus one line below.
+A task module defines `TASK = Task(...)`; adding a task is one file plus one line in
+TASK_MODULES below (the registry is lazy: a module is imported when its task is looked up).
 `bias-inherit tasks` lists them.
 
 Each task declares what its numbers mean, and the report and the findings read only these
@@ -15,6 +16,8 @@ declarations (there is no second table to keep in step):
 """
 from __future__ import annotations
 
+import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
@@ -55,20 +58,46 @@ class Task:
         return next((b for b in self.bias_metrics if social_bias in b.social_biases), None)
 
 
-def _registry() -> dict[str, Task]:
-    from evaluation.tasks import (bbq, crows_pairs, hate_speech, occupation_classification,
-                                  recruitment, salary_recommendation, stereoset, story_generation,
-                                  toxigen, winobias)
-    modules = [occupation_classification, salary_recommendation,
-               recruitment,
-               story_generation,
-               hate_speech,
-               toxigen,
-               bbq,
-               crows_pairs,
-               stereoset,
-               winobias]
-    return {m.TASK.name: m.TASK for m in modules}
+# name -> "module:attribute". Adding a task is its module plus one line here; a module is
+# imported the first time its task is looked up, so naming and validating tasks needs no torch.
+TASK_MODULES: dict[str, str] = {
+    "occupation_classification": "evaluation.tasks.occupation_classification:TASK",
+    "salary_recommendation": "evaluation.tasks.salary_recommendation:TASK",
+    "recruitment": "evaluation.tasks.recruitment:TASK",
+    "story_generation": "evaluation.tasks.story_generation:TASK",
+    "hate_speech": "evaluation.tasks.hate_speech:TASK",
+    "toxigen": "evaluation.tasks.toxigen:TASK",
+    "bbq": "evaluation.tasks.bbq:TASK",
+    "crows_pairs": "evaluation.tasks.crows_pairs:TASK",
+    "stereoset": "evaluation.tasks.stereoset:TASK",
+    "winobias": "evaluation.tasks.winobias:TASK",
+}
 
 
-TASKS: dict[str, Task] = _registry()
+class TaskRegistry(Mapping):
+    """A read-only name -> Task mapping that imports a task's module on first lookup."""
+
+    def __init__(self, modules: dict[str, str]):
+        self._modules = dict(modules)
+        self._loaded: dict[str, Task] = {}
+
+    def __getitem__(self, name: str) -> Task:
+        if name not in self._loaded:
+            module, attribute = self._modules[name].split(":")
+            task = getattr(importlib.import_module(module), attribute)
+            if task.name != name:
+                raise ValueError(f"registry line {name!r} points at task {task.name!r}")
+            self._loaded[name] = task
+        return self._loaded[name]
+
+    def __contains__(self, name: object) -> bool:   # a name check imports nothing
+        return name in self._modules
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+
+TASKS = TaskRegistry(TASK_MODULES)
