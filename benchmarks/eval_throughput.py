@@ -15,6 +15,8 @@ it is also timed on torch's matmul, which gives that lever's own factor in the s
     python benchmarks/eval_throughput.py                 # SmolLM2-135M, 48 bios, 24 prompts
     python benchmarks/eval_throughput.py --dtype fp32    # as a CPU without bf16 scores
     python benchmarks/eval_throughput.py --quick         # tiny random Llama, a few items
+
+The figures print and go to benchmarks/results/eval_throughput.json (--json).
 """
 from __future__ import annotations
 
@@ -26,7 +28,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _results import add_json_option, write_results  # noqa: E402
 from bias.bios import matched_bio_pairs, write_bios  # noqa: E402
 from bias.formats import occupation_prompt, occupation_target  # noqa: E402
 from bias.models import SMOLLM2, TINY, load_causal_lm, load_tokenizer, pick_dtype  # noqa: E402
@@ -76,6 +80,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--attention", default="auto", help="auto (eager on CPU), eager or sdpa")
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16"],
                         help="auto: bf16 where the CPU has it (model.dtype's default)")
+    add_json_option(parser, "eval_throughput")
     args = parser.parse_args(argv)
     if args.quick:
         args.model, args.bios, args.prompts = args.model or TINY, 6, 4
@@ -140,6 +145,7 @@ def main(argv=None) -> dict:
               f"(packed x{figures['likelihood_packed_over_torch']:.2f}), generation "
               f"{figures['generation_torch_matmul_tokens_per_s']:.0f} "
               f"(packed x{figures['generation_packed_over_torch']:.2f})")
+    write_results(args.json, "eval_throughput", figures, argv)
     return figures
 
 

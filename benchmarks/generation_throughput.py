@@ -5,8 +5,10 @@ dtype and threads. Greedy decoding for both; generated tokens are the non-pad ne
     python benchmarks/generation_throughput.py            # 32 prompts, 64 new tokens, batch 16
     python benchmarks/generation_throughput.py --quick    # 8 prompts, 24 new tokens, batch 8
 
-Prints tokens/s for both and the ratio (goal: >= 4x on 2 cores with SmolLM2). On a machine with
-a GPU (--device auto) the same script runs both on the GPU; vLLM is for clusters.
+Prints tokens/s for both and the ratio, and writes them to
+benchmarks/results/generation_throughput.json (--json); the goal for the ratio and the runs so far
+are in docs/performance.md. On a machine with a GPU (--device auto) the same script runs both on
+the GPU; vLLM is for clusters.
 """
 from __future__ import annotations
 
@@ -18,10 +20,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from _results import add_json_option, write_results  # noqa: E402
 from generation.engines.hf_engine import HFGenerator  # noqa: E402
 from generation.prompts import make_seed_rows, preprocess  # noqa: E402
 
@@ -66,7 +70,7 @@ def run_naive(engine: HFGenerator, rows: list[dict], max_new_tokens: int) -> tup
     return tokens, time.perf_counter() - started, texts
 
 
-def main() -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="offline:smollm2-135m-instruct")
     parser.add_argument("--prompts", type=int, default=32)
@@ -78,7 +82,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=1, help="alternating rounds; medians reported")
     parser.add_argument("--bias-type", default="contextual-single-explicit")
     parser.add_argument("--quick", action="store_true", help="8 prompts, 24 new tokens, batch 8")
-    args = parser.parse_args()
+    add_json_option(parser, "generation_throughput")
+    args = parser.parse_args(argv)
     if args.quick:
         args.prompts, args.max_new_tokens, args.batch_size = 8, 24, 8
 
@@ -104,6 +109,16 @@ def main() -> int:
         print(f"{label:28} {tokens:7d} {seconds:8.1f} {tps:9.1f}")
     print(f"ratio engine/naive: {engine_tps / naive_tps:.2f}x   "
           f"(identical greedy outputs: {same}/{len(rows)})")
+    write_results(args.json, "generation_throughput", {
+        "model": args.model, "device": str(engine.device),
+        "dtype": str(engine.dtype).removeprefix("torch."), "threads": args.threads,
+        "prompts": args.prompts, "max_new_tokens": args.max_new_tokens,
+        "batch_size": args.batch_size, "repeats": args.repeats, "bias_type": args.bias_type,
+        "naive_tokens": naive[-1][0], "naive_seconds": naive[-1][1],
+        "engine_tokens": batched[-1][0], "engine_seconds": batched[-1][1],
+        "naive_tokens_per_s": naive_tps, "engine_tokens_per_s": engine_tps,
+        "engine_over_naive": engine_tps / naive_tps, "identical_outputs": same,
+        "outputs": len(rows)}, argv)
     return 0
 
 

@@ -7,7 +7,7 @@ step's speed does not depend on the weights' values) and random token ids, rows 
   (b') ours    training/lora_loop.train_epochs with the config defaults on a GPU (bf16, SDPA
                attention, length bucketing, the target-only chunked loss)
   (c)  best    ours with the decoder compiled (optim.compile), only with --compile: on an H100 it
-               compiled for 251 s and then trained at 304 tokens/s, so it is off there
+               compiled for minutes and then trained slower than eager, so it is off there
 Each loads a fresh model (one at a time: the 8B weights alone are 16 GB) and is timed over the same
 rows after benchmarks/train_throughput.py's WARMUP_STEPS untimed steps, the GPU synchronised
 before the clock is read. Ray's own cost is measured on CPU, by benchmarks/train_throughput.py.
@@ -22,14 +22,10 @@ forward 2·L·d·s², backward twice that). The small LoRA matmuls are not count
     python benchmarks/gpu_train_throughput.py                 # on a GPU machine (batch 8)
     python benchmarks/gpu_train_throughput.py --quick         # a tiny random Llama on CPU (tests)
 
-Measured on an H100 80GB HBM3 (2026-11-22; its 8192^3 bf16 matmul ran at 680-691 TFLOP/s), with
-PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True (set here; without it (a) ran out of memory at
-batch 8: it peaks at 72 GB, ours at 58), batch 8:
-  - model.cudnn_attention off, HF's RMSNorm: ours 12,222 tokens/s = 37.8% MFU, (a) 8,183;
-    at batch 4 ours 10,833 (33.5%), (a) 6,456. With cuDNN's attention ours gave 9,531 and 6,760.
-  - plus torch's fused rms_norm (model.fused_rms_norm), patched into both loops for that run:
-    ours 14,084 tokens/s = 43.6% MFU (63.5% of the measured matmul), (a) 8,657. In one process,
-    interleaved, 16 steps each: fused 14,002 and 13,939 against HF's 11,895 and 12,128 (1.16x).
+PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True is set here: without it (a), whose full fp32
+logits fragment the caching allocator, ran out of memory at batch 8 on an 80 GB GPU. The figures
+print and go to benchmarks/results/gpu_train_throughput.json (--json); the runs so far, with
+their hosts, are in docs/performance.md.
 
 On the `device` tool (no package index there; its image has no pydantic, and its transformers
 5.17 predates the boolean `logits_to_keep` our loss passes): first, here,
@@ -54,6 +50,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _results import add_json_option, write_results  # noqa: E402
 from bias.models import (ARCHITECTURES, RANDOM_PREFIX, compile_available,  # noqa: E402
                          load_causal_lm)
 from train_throughput import (WARMUP_STEPS, matmul_flops, our_loop, plain_loop,  # noqa: E402
@@ -104,7 +101,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--row-tokens", type=int, default=1024, help="rows of row-tokens/4..row-tokens")
     parser.add_argument("--compile", action="store_true",
-                        help="also (c), ours compiled: 304 tokens/s after 251 s of compiling on an H100")
+                        help="also (c), ours compiled (slower than eager on an H100 so far: "
+                             "docs/performance.md)")
+    add_json_option(parser, "gpu_train_throughput")
     args = parser.parse_args(argv)
     args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.quick:
@@ -144,6 +143,7 @@ def main(argv=None) -> dict:
               f"   warm-up {run['warmup_seconds']:.0f} s   peak memory {run.get('peak_memory_gb', 0):.0f} GB")
     figures["ours_over_plain"] = figures["ours_tokens_per_s"] / figures["plain_tokens_per_s"]
     print(f"(b')/(a) = {figures['ours_over_plain']:.3f}")
+    write_results(args.json, "gpu_train_throughput", figures, argv)
     return figures
 
 

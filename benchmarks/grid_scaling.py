@@ -15,11 +15,12 @@
     python benchmarks/grid_scaling.py                 # 240 cells, 32 GPUs, 30 s trials; 4 cells per FT setting
     python benchmarks/grid_scaling.py --quick         # 64 cells, 16 GPUs, 5 s trials; 2 cells per FT setting
     python benchmarks/grid_scaling.py --part makespan --cells 240 --gpus 32 --trial-seconds 60
+
+The figures print and go to benchmarks/results/grid_scaling.json (--json).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -28,6 +29,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _results import add_json_option, write_results  # noqa: E402
 
 
 def overhead_grid(tmp: Path, name: str, fault_tolerant: bool, seeds: list[int],
@@ -145,7 +149,7 @@ def part_makespan(cells: int, gpus: int, seconds: float, mlflow: bool,
         ray.shutdown()
 
 
-def main() -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small, for CI: about 2-4 minutes")
     parser.add_argument("--part", choices=("overhead", "makespan", "all"), default="all")
@@ -157,8 +161,8 @@ def main() -> int:
     parser.add_argument("--no-mlflow", action="store_true", help="makespan without CellRunLogger")
     parser.add_argument("--reuse-actors", action="store_true",
                         help="makespan with Tune reusing trial processes (the grid does not)")
-    parser.add_argument("--json", help="also write the figures here")
-    args = parser.parse_args()
+    add_json_option(parser, "grid_scaling")
+    args = parser.parse_args(argv)
     cells = args.cells or (64 if args.quick else 240)
     gpus = args.gpus or (16 if args.quick else 32)
     seconds = args.trial_seconds or (5.0 if args.quick else 30.0)
@@ -184,8 +188,7 @@ def main() -> int:
               f"{', reused trial processes' if m['reuse_actors'] else ''}): "
               f"{m['makespan_s']:.1f} s vs ideal {m['ideal_s']:.0f} s -> ratio {m['ratio']:.3f} "
               f"({m['overhead_per_wave_s']:.1f} s per wave, {m['errors']} errors)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1))
+    write_results(args.json, "grid_scaling", out, argv)
     return 0
 
 

@@ -7,6 +7,8 @@ MLflow reads, statistics, plots, HTML, and logging the report to the parent run.
 
     python benchmarks/report_time.py                    # 100 cells, SQLite store in a temp dir
     python benchmarks/report_time.py --cells 400 --repeat 3 --out /tmp/report-bench
+
+The figures print as one JSON line and go to benchmarks/results/report_time.json (--json).
 """
 from __future__ import annotations
 
@@ -21,18 +23,22 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _results import add_json_option, write_results  # noqa: E402
 
 CELLS_PER_SEED = 1 + 3 * 2 * 3 + 1   # γ = 0, the γ > 0 grid, one round
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cells", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=1, help="report runs to time")
     parser.add_argument("--tracking-uri", help="default: sqlite in a temporary directory")
     parser.add_argument("--out", help="report directory (default: temporary)")
-    args = parser.parse_args()
+    add_json_option(parser, "report_time")
+    args = parser.parse_args(argv)
 
     from ray_jobs.report import build_report
     from tests.synthetic import log_experiment, planted_cells
@@ -49,12 +55,14 @@ def main() -> None:
             started = time.perf_counter()
             result = build_report(name, uri, out_dir=args.out or f"{tmp}/report")
             times.append(time.perf_counter() - started)
-        print(json.dumps({"cells": result.n_cells, "seeds": seeds, "store": uri.split(":")[0],
-                          "log_seconds": round(logged, 2),
-                          "report_seconds": [round(t, 2) for t in times],
-                          "report_seconds_median": round(statistics.median(times), 2),
-                          "plots": len(result.plots),
-                          "html_kb": round(result.html.stat().st_size / 1024)}))
+        figures = {"cells": result.n_cells, "seeds": seeds, "store": uri.split(":")[0],
+                   "log_seconds": round(logged, 2),
+                   "report_seconds": [round(t, 2) for t in times],
+                   "report_seconds_median": round(statistics.median(times), 2),
+                   "plots": len(result.plots),
+                   "html_kb": round(result.html.stat().st_size / 1024)}
+        print(json.dumps(figures))
+    write_results(args.json, "report_time", figures, argv)
 
 
 if __name__ == "__main__":

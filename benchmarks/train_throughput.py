@@ -30,6 +30,9 @@ the smoke grid's own short bios (~28 tokens) instead.
     python benchmarks/train_throughput.py                  # SmolLM2-135M, 2 CPU threads
     python benchmarks/train_throughput.py --levers         # + each lever alone against (a)
     python benchmarks/train_throughput.py --quick          # tiny model, a few steps (tests)
+
+The figures print and go to benchmarks/results/train_throughput.json (--json); the runs so far,
+with their hosts, are in docs/performance.md.
 """
 from __future__ import annotations
 
@@ -46,6 +49,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # spawned (a) processes import this file
 
+from _results import add_json_option, write_results  # noqa: E402
 from bias.bios import write_bios  # noqa: E402
 from bias.config import ExperimentConfig, ResourcesConfig  # noqa: E402
 from bias.local_ray import start_local_ray  # noqa: E402
@@ -59,14 +63,14 @@ from training.worker_env import (active_allocator, allocator_env_vars,  # noqa: 
                                  release_single_worker_process_group, train_worker_runtime_env)
 
 # Untimed steps first: torch.compile compiles there, and the process settles (in one process, the
-# compiled loop's first pass over the timed rows ran ~5% slower than the next two: 489 vs 517).
+# compiled loop's first pass over the timed rows ran measurably slower than the next two).
 WARMUP_STEPS = 4
 WORKER_ALLOCATOR = ResourcesConfig().worker_allocator   # the config default, as (b)'s workers get
 
 
 def best_settings() -> dict:
-    """The defaults plus what wins here but is off by default (compile: ~100 s to compile on
-    2 cores, too slow for a smoke cell's 8 steps); compile only where it runs."""
+    """The defaults plus what wins here but is off by default (compile: minutes to compile on
+    a small CPU node, too slow for a smoke cell's few steps); compile only where it runs."""
     return {"compile": compile_available()}
 
 
@@ -99,9 +103,9 @@ def matmul_flops(dtype: torch.dtype, size: int = 1024, seconds: float = 2.0,
 
 def matmul_readings(dtype: torch.dtype, seconds: float) -> dict[str, float]:
     """One reading of the machine's matmul rate two ways: torch's matmul, and oneDNN on a weight
-    packed once where oneDNN runs the dtype (here ~1.04-1.1x torch's in bf16, which our loop
-    does not use, ~2.3x in fp32, which it does: bias/packed_linears.py). The ceiling takes the
-    faster, so no fraction of it is flattered by a slow reading."""
+    packed once where oneDNN runs the dtype (a little faster than torch's in bf16, which our
+    loop does not use, much faster in fp32, which it does: bias/packed_linears.py). The ceiling
+    takes the faster, so no fraction of it is flattered by a slow reading."""
     readings = {"torch": matmul_flops(dtype, seconds=seconds)}
     if torch.backends.mkldnn.is_available() and (
             dtype == torch.float32 or torch.ops.mkldnn._is_mkldnn_bf16_supported()):
@@ -325,6 +329,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--levers", action="store_true",
                         help="also time each lever alone in the plain loop, against (a)")
     parser.set_defaults(device="cpu")   # benchmarks/gpu_train_throughput.py times the GPU
+    add_json_option(parser, "train_throughput")
     args = parser.parse_args(argv)
     if args.quick:
         args.model, args.steps, args.batch_size, args.row_tokens = TINY, 4, 4, 32
@@ -348,8 +353,8 @@ def main(argv=None) -> dict:
     if not ray.is_initialized():
         start_local_ray(num_cpus=max(2, torch.get_num_threads()), log_to_driver=False)
     with tempfile.TemporaryDirectory() as storage:
-        # Mirrored order (docstring): this VM drifts ±5-15% within a run, more than the gaps
-        # measured, and mirrored, a steady drift favours no figure
+        # Mirrored order (docstring): a shared VM's speed drifts within a run, by more than the
+        # gaps measured, and mirrored, a steady drift favours no figure
         ours = in_tune(args, {}, storage)
         best = in_tune(args, best_optim, storage)
         best_again = best if args.quick else in_tune(args, best_optim, storage)
@@ -437,6 +442,7 @@ def main(argv=None) -> dict:
     print(f"    (c) in Ray = {figures['best_fraction_of_matmuls_alone']:.1%} of the matmuls-alone bound")
     if args.levers:
         figures.update(lever_ablation(args, rate["plain"], dtype))
+    write_results(args.json, "train_throughput", figures, argv)
     return figures
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bias.errors import ConfigError  # noqa: F401  (re-exported: its old home)
 from bias.taxonomy import parse_bias_type
 
 MITIGATIONS = ("none", "token", "mask", "loss")
@@ -25,10 +26,6 @@ CONTROL_SKEWED = "control-skewed"
 CONTROL_NULL = "control-null"
 FILE_PREFIX = "file-"   # augmented_files run as bias types named file-<name>
 IMPLEMENTED_MITIGATIONS = MITIGATIONS
-
-
-class ConfigError(ValueError):
-    """A config that cannot run; the message is meant for the user as is."""
 
 
 class Strict(BaseModel):
@@ -82,29 +79,32 @@ class ModelConfig(Strict):
     name: str = "offline:smollm2-135m-instruct"
     # auto: bf16 where the device supports it (checked at start-up), else fp32.
     dtype: Literal["auto", "bf16", "fp32"] = "auto"
-    # auto: eager on CPU (1.2x SDPA for training and scoring here, and SDPA's CPU backward runs
-    # 3x slower inside Ray workers), SDPA on GPUs; flash_attention_2 needs the flash-attn package.
+    # auto: eager on CPU (torch's CPU flash-SDPA is slower at our row lengths, for training and
+    # scoring, and its backward is slower still inside Ray workers), SDPA on GPUs;
+    # flash_attention_2 needs the flash-attn package. Figures: docs/performance.md.
     attention: Literal["auto", "eager", "sdpa", "flash_attention_2"] = "auto"
-    # GPUs only. Off: SDPA skips cuDNN's kernels, which build a graph per new sequence length
-    # (~3 ms of CPU each call); on an H100 training then ran 1.29x faster (8B, batch 8).
+    # GPUs only. Off: SDPA skips cuDNN's kernels, which build a graph on the CPU for every new
+    # sequence length, so length-bucketed training leaves the GPU waiting on the CPU.
     cudnn_attention: bool = False
     # GPUs only: training runs torch's fused rms_norm kernel in place of HF's eight-op RMSNorm
-    # (one rounding instead of two, closer to fp64): 1.16x on an H100 (8B, batch 8).
+    # (one kernel instead of eight elementwise ops with an fp32 copy between them; one rounding
+    # instead of two, closer to fp64).
     fused_rms_norm: bool = True
     # CPUs: training and scoring run frozen fp32 linears (LoRA's base layers, the LM head) on
-    # oneDNN weights packed once per run (`bias/packed_linears.py`): fp32 training 1.62x eager,
-    # 1.77x compiled, scoring 1.4x (likelihoods) and 1.8-2.2x (generation); costs two packed
-    # copies of those weights while training (SmolLM2: ~1 GB), one while scoring. In bf16 only
-    # the LM head is packed (compiled training 1.06x on Zen 5, 1.03x on Zen 4; 113 MB); the
-    # decoder's bf16 linears are left alone (measured 0.94x eager, 0.97x compiled packed).
+    # oneDNN weights packed once per run (`bias/packed_linears.py`): the frozen weights never
+    # change, so packing once avoids torch's slower fp32 BLAS path on every matmul. Costs two
+    # packed copies of those weights while training (SmolLM2: ~1 GB), one while scoring. In bf16
+    # only the LM head is packed (113 MB): torch lays that largest weight out afresh on every
+    # call; the decoder's bf16 linears are left alone (the custom op's per-call overhead ate
+    # what packing them saved). Figures: docs/performance.md.
     packed_linears: bool = True
 
 
 class LoraConfigModel(Strict):
     r: int = Field(8, ge=1)
     alpha: int = Field(16, ge=1)
-    # 0 (torchtune's LoRA default): on CPU the dropout mask costs ~8-20% of a step (torch's CPU
-    # RNG is serial, ~5 ns per element); on GPUs it is cheap, so paper configs keep 0.05.
+    # 0 (torchtune's LoRA default): on CPU the dropout mask is a visible share of a step (torch's
+    # CPU RNG is serial, one element at a time); on GPUs it is cheap, so paper configs keep 0.05.
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     target_modules: list[str] = ["q_proj", "v_proj"]
 
@@ -119,13 +119,13 @@ class OptimConfig(Strict):
     # tasks; completion: only the label tokens (classic SFT, weaker inheritance).
     train_on: Literal["all", "completion"] = "all"
     # Group rows of similar length into batches (sorted within windows of 50 batches, batch order
-    # still shuffled): same per-example losses, less padding. On rows of 32-128 tokens it cuts
-    # padding 33% -> 1-1.6% (6% with windows of 8); batches are a little less random.
+    # still shuffled): same per-example losses, far less padding (wider windows pad less); the
+    # price is batches a little less random.
     length_bucketing: bool = True
-    # torch.compile the decoder stack while training: 1.1-1.2x per step here, but 100-450 s to
-    # compile on 2 cores, so it pays only after ~500-2,400 steps (a smoke cell trains 8). Falls
-    # back to eager where the inductor toolchain (a C++ compiler) is missing. Off on GPUs too: an
-    # H100 compiled the 8B decoder for 251 s, then trained at 304 tokens/s (eager 12,222).
+    # torch.compile the decoder stack while training: faster per step once compiled, but
+    # compiling takes minutes on a small CPU node, so it pays only after far more steps than a
+    # smoke cell trains. Falls back to eager where the inductor toolchain (a C++ compiler) is
+    # missing. Off on GPUs too: there the compiled 8B decoder trained slower than eager.
     compile: bool = False
 
 
@@ -215,17 +215,19 @@ class ResourcesConfig(Strict):
     # Adapter + optimizer state to storage after every epoch; a retried trial resumes from it.
     checkpoint_every_epoch: bool = True
     # Train workers' malloc: jemalloc (Ray's bundled copy, freed pages kept for reuse) spares each
-    # step ~165 MB of fresh page faults, 1.2x tokens/s on 2 cores; the price is a worker holding its
-    # peak heap. system: glibc's. See training/worker_env.py.
+    # step the fresh page faults glibc's mmap of every large buffer costs; the price is a worker
+    # holding its peak heap. system: glibc's. See training/worker_env.py.
     worker_allocator: Literal["jemalloc", "system"] = "jemalloc"
 
 
 class ThroughputConfig(Strict):
     """Figures `bias-inherit plan` turns into GPU-hours and wall time; measure them on your hardware."""
-    # Generated tokens per second per GPU (vLLM) or per CPU actor (HF); 230 = SmolLM2 bf16 here.
+    # Generated tokens per second per GPU (vLLM) or per CPU actor (HF). The default is a
+    # SmolLM2 bf16 CPU estimate (how it was measured: docs/performance.md); set your own.
     generation_tokens_per_second: float = Field(230.0, gt=0)
-    # Trained tokens per second per Train worker; 400 = SmolLM2 LoRA bf16, the default settings,
-    # one 2-core Train worker here ((b) in benchmarks/train_throughput.py: 329-417 in 5 runs).
+    # Trained tokens per second per Train worker. The default is a SmolLM2 LoRA bf16 estimate
+    # for one small CPU Train worker with the default settings ((b) of
+    # benchmarks/train_throughput.py; docs/performance.md); set your own.
     train_tokens_per_second: float = Field(400.0, gt=0)
     # Scoring the task suite once, per cell.
     eval_seconds_per_cell: float = Field(30.0, ge=0)

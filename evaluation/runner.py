@@ -35,7 +35,7 @@ def load_suite(cfg) -> dict[str, list[dict]]:
 def evaluate_suite(model, tokenizer, cfg, items: dict[str, list[dict]] | None = None) -> dict[str, float]:
     """`items`: the output of `load_suite`; tasks missing from it load their items here. On a
     CPU the frozen fp32 linears (in bf16 the LM head alone) score on packed weights
-    (`model.packed_linears`: fp32 scoring 1.4-2x faster here, bias/packed_linears.py)."""
+    (`model.packed_linears`, bias/packed_linears.py: no weight re-layout on every matmul)."""
     model.eval()
     metrics: dict[str, float] = {}
     device = next(model.parameters()).device

@@ -190,7 +190,7 @@ def _generate_shards(cfg: ExperimentConfig, bias_type: str, seed: int, engine: s
     neutral = parse_bias_type(bias_type).is_neutral
 
     # Blocks of a whole engine batch: with one-row blocks the actor pool starts on whatever
-    # trickles in and generates batches of 1 (measured: 22 vs ~150 tokens/s here).
+    # trickles in and generates batches of 1, losing all the batching gains.
     ds = ray.data.from_items(seeds, override_num_blocks=max(1, -(-len(seeds) // g.batch_size)))
     # Pre/post-processing is string work: a quarter CPU each, so it never waits on the
     # engine actors for a whole core (on a 2-core machine that deadlocks the pipeline).

@@ -132,7 +132,7 @@ def test_attention_auto_is_eager_on_cpu_sdpa_on_gpu_and_reaches_the_model(tiny_m
 
 def test_training_keeps_sdpa_off_cudnn_on_gpus_unless_asked():
     """model.cudnn_attention (off): on CUDA, SDPA may use every backend but cuDNN's, whose
-    per-sequence-length graph builds made H100 training CPU-bound; the flags come back after."""
+    per-sequence-length graph builds made GPU training CPU-bound; the flags come back after."""
     from bias.config import ExperimentConfig
     from bias.models import sdpa_backends
     cuda = torch.backends.cuda
@@ -449,15 +449,15 @@ def test_jemalloc_reaches_a_new_process_and_system_opts_out():
     assert allocator_of({**base, **env_vars}) == "jemalloc"
 
 
-def test_eval_throughput_quick_reports_every_figure(tiny_model):
-    figures = _load("eval_throughput").main(["--quick"])
+def test_eval_throughput_quick_reports_every_figure(tiny_model, tmp_path):
+    figures = _load("eval_throughput").main(["--quick", "--json", str(tmp_path / "eval.json")])
     for key in ("likelihood_naive_tokens_per_s", "likelihood_batched_tokens_per_s",
                 "likelihood_speedup", "likelihood_argmax_agreement",
                 "generation_naive_tokens_per_s", "generation_batched_tokens_per_s",
                 "generation_speedup", "generation_same_text"):
         assert key in figures and math.isfinite(figures[key]) and figures[key] > 0, key
     # fp32, as a CPU without bf16 scores: ours on packed weights, and again on torch's matmul
-    fp32 = _load("eval_throughput").main(["--quick", "--dtype", "fp32"])
+    fp32 = _load("eval_throughput").main(["--quick", "--dtype", "fp32", "--json", ""])
     if torch.backends.mkldnn.is_available():
         assert fp32["packed_linears"] > 0
         for key in ("likelihood_torch_matmul_tokens_per_s", "generation_torch_matmul_tokens_per_s",
@@ -468,9 +468,9 @@ def test_eval_throughput_quick_reports_every_figure(tiny_model):
     assert fp32["likelihood_argmax_agreement"] > 0.5
 
 
-def test_train_throughput_quick_reports_every_figure(tiny_model, ray_local):
+def test_train_throughput_quick_reports_every_figure(tiny_model, ray_local, tmp_path):
     from training.worker_env import bundled_jemalloc
-    figures = _load("train_throughput").main(["--quick"])
+    figures = _load("train_throughput").main(["--quick", "--json", str(tmp_path / "train.json")])
     for key in ("matmul_gflops", "ceiling_tokens_per_s", "plain_tokens_per_s",
                 "ours_tokens_per_s", "best_tokens_per_s", "ours_over_plain",
                 "best_fraction_of_ceiling", "padding_fraction_ours", "padding_fraction_best",
@@ -511,10 +511,18 @@ def test_random_architecture_builds_on_the_device_without_files():
         load_tokenizer("random:tiny-llama")
 
 
-def test_gpu_train_throughput_quick_reports_every_figure():
-    """On CPU with a tiny random Llama: every figure, and MFU/FLOP arithmetic that adds up."""
+def test_gpu_train_throughput_quick_reports_every_figure(tmp_path):
+    """On CPU with a tiny random Llama: every figure, and MFU/FLOP arithmetic that adds up; the
+    figures also land in the --json file, with the run's date, command and host."""
+    import json
     module = _load("gpu_train_throughput")
-    figures = module.main(["--quick"])
+    written = tmp_path / "gpu.json"
+    figures = module.main(["--quick", "--json", str(written)])
+    record = json.loads(written.read_text())
+    assert record["benchmark"] == "gpu_train_throughput"
+    assert record["command"] == f"python benchmarks/gpu_train_throughput.py --quick --json {written}"
+    assert record["date"] and record["host"]["cpu"] and record["host"]["cpus"] >= 1
+    assert record["figures"] == json.loads(json.dumps(figures))
     for name in ("plain", "ours"):
         for key in ("tokens_per_s", "mfu", "fraction_of_measured_matmul", "padding_fraction"):
             assert math.isfinite(figures[f"{name}_{key}"]), (name, key)
@@ -531,13 +539,13 @@ def test_gpu_train_throughput_on_a_gpu():
     """Issue 8, part 4: the 8B-architecture benchmark on the GPU (the `device` machine)."""
     if not torch.cuda.is_available():
         pytest.skip("no GPU")
-    figures = _load("gpu_train_throughput").main(["--steps", "8"])
+    figures = _load("gpu_train_throughput").main(["--steps", "8", "--json", ""])
     assert 0 < figures["ours_mfu"] < 1 and figures["ours_over_plain"] > 0
 
 
 def test_frozen_lm_head_gets_a_contiguous_input_when_scoring(tiny_model):
     """A LoRA-frozen head fed a strided `logits_to_keep` slice takes torch's broadcast-and-copy
-    path (over 100x slower at SmolLM2's vocabulary); load_causal_lm makes the head's input
+    path (far slower at a real vocabulary); load_causal_lm makes the head's input
     contiguous, for scoring and generation alike, and the logits stay the same."""
     from bias.config import ExperimentConfig
     from bias.models import load_causal_lm

@@ -11,12 +11,14 @@ from ray_jobs.plan import list_schedule_makespan, make_plan
 from tests.conftest import REPO, write_config
 
 
+@pytest.mark.unit
 def test_list_schedule_makespan():
     assert list_schedule_makespan([10.0] * 8, 4) == 20.0
     assert list_schedule_makespan([5.0, 4.0, 3.0, 3.0, 3.0], 2) == 10.0   # LPT, not optimal (9)
     assert list_schedule_makespan([7.0], 16) == 7.0
 
 
+@pytest.mark.unit
 def test_plan_figures_follow_the_config(tmp_path):
     cfg = load_config(write_config(
         tmp_path / "p.yaml", ratios=[0.0, 0.5], seeds=[0, 1], mitigations=["none", "token"],
@@ -34,7 +36,7 @@ def test_plan_figures_follow_the_config(tmp_path):
                          ("contrastive-single-implicit", 0), ("contrastive-single-implicit", 1)]
     assert plan.tokens_generated == 4 * 80 * 50
     assert plan.tokens_trained == 10 * 100 * 2 * 64
-    # a training cell: 5 s start-up + 12800 tokens / (50 tok/s x 2 workers) + 10 s eval
+    # a training cell: overhead 5 + tokens 12800 / (train rate 50 x 2 workers) + eval 10 seconds
     assert plan.cell_seconds["r0.50-contextual-single-explicit-none-s0"] == 5 + 128 + 10
     assert plan.cell_seconds["base"] == 15
     assert plan.slots == 2 and plan.devices_per_trial == 2     # 4 GPUs / 2 per trial

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from bias.config import ExperimentConfig
+from bias.errors import USER_ERROR_KEY
 from bias.formats import occupation_prompt, occupation_target
 from bias.models import (fused_rms_norms, load_causal_lm, load_tokenizer, pick_dtype,
                          sdpa_backends)
@@ -85,9 +86,9 @@ def decoder_compiled(model):
     the loss's data-dependent row selection (training/token_loss.py) runs before the projection
     without breaking the graph, and scoring after training runs the eager model again.
 
-    Measured here (SmolLM2-135M, bf16, 2 threads, interleaved in one process): eager 398
-    tokens/s, the whole model compiled (every position projected, rows picked after) 424, the
-    decoder compiled 452. The rotary embedding stays eager inside it (below)."""
+    Compiling the decoder alone beat compiling the whole model, which must project every
+    position and pick the rows after (figures: docs/performance.md). The rotary embedding
+    stays eager inside it (below)."""
     from bias.models import compile_available
     if not compile_available():
         warnings.warn("optim.compile is on but torch.compile cannot run here (no C++ compiler "
@@ -100,9 +101,8 @@ def decoder_compiled(model):
     decoder.forward = torch.compile(decoder.forward, dynamic=True)
     # The rotary embedding's cos/sin run eagerly, once per step, and enter the compiled layers as
     # inputs. Traced, inductor treats them as cheap pointwise ops and recomputes sin/cos inside
-    # every kernel that applies them (q and k, 30 layers, forward and backward): ~21 ms of a
-    # ~600 ms SmolLM2 step here, against ~10 ms eager (profiled); 1.054x and 1.031x tokens/s in
-    # two runs alternating in one process (1,118 vs 1,060 over 6 rounds, 1,176 vs 1,140 over 8).
+    # every kernel that applies them (q and k, every layer, forward and backward), more work
+    # than computing them once eagerly (profiled; figures in docs/performance.md).
     # The break also leaves the causal mask to the first graph: the softmax kernel reads it
     # instead of rebuilding it.
     rotary = getattr(decoder, "rotary_emb", None)
@@ -155,10 +155,9 @@ def train_epochs(model, examples: list[dict], cfg: ExperimentConfig, seed: int, 
         # peft keeps the adapters in fp32 (AdamW's ~1e-4 updates would vanish in bf16) and
         # upcasts each LoRA input to fp32 for them; under bf16 autocast their matmuls run in bf16
         # off the fp32 weights (mixed precision), and the fp32 weights still take the updates.
-        # Eager that was 1.04x here (311 -> 325 tokens/s, interleaved). Compiled it measured 0.98x
-        # on a Zen 4 host, 1.06x on Zen 5 (1,158 vs 1,093, interleaved processes): the fp32 LoRA
-        # matmuls and their casts took ~10% of a compiled step there, the bf16 base matmuls
-        # having doubled in speed. So it is on in both.
+        # That pays eager; compiled it pays where bf16 matmuls are fast, since the fp32 LoRA
+        # matmuls and their casts then become a larger share of the step, and it costs little
+        # elsewhere. So it is on in both (figures: docs/performance.md).
         autocast_bf16 = base_dtype == torch.bfloat16
         for epoch in range(start_epoch, cfg.optim.epochs):
             # Same batches on every worker (seeded), so all take the same number of DDP steps.
@@ -191,17 +190,13 @@ def train_epochs(model, examples: list[dict], cfg: ExperimentConfig, seed: int, 
             "train_tokens_per_second": tokens / step_seconds if step_seconds else 0.0}
 
 
-USER_ERROR_KEY = "user_error"   # a report carrying it ends the cell as failed, not retried
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Errors of the user's making (a bad value, missing or unreadable data, an unknown model):
     retrying them redoes the work and fails again, unlike a dead worker or a lost node."""
-    from bias.config import ConfigError
-    from bias.models import ModelUnavailableError
-    from bias.paths import MissingDataError
-    from training.mixing import NotEnoughDataError
-    return (ConfigError, MissingDataError, ModelUnavailableError, NotEnoughDataError)
+    from bias.errors import WORKER_USER_ERRORS
+    return WORKER_USER_ERRORS
 
 
 def train_loop_per_worker(loop_config: dict) -> None:

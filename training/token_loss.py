@@ -8,7 +8,7 @@ Why not the model's own `labels=` loss: HF projects every position onto the voca
 each row's last token included), upcasts all logits to fp32 and keeps that copy for backward;
 the backward then fills a zero tensor of the same size. At batch 8 x 128 with SmolLM2's 49,152-
 token vocabulary that is 200 MB of fp32 written and read several times per step, memory-bound
-work that took ~13% of a CPU step (243 of ~1,700 ms). Here the model projects only the
+work that is a sizeable share of a CPU step (docs/performance.md). Here the model projects only the
 positions whose next token is a target (`logits_to_keep` as a boolean mask, transformers >= 5),
 and the loss works through the logits in fp32 chunks that stay in cache, writing the logits'
 gradient in the forward pass, so nothing else of vocabulary size is kept or re-read. Same value
@@ -77,8 +77,8 @@ def causal_lm_loss(model, batch: dict[str, torch.Tensor], **model_kwargs):
     if "attention_mask" in inputs and right_padded(inputs["attention_mask"]):
         # Under causal attention no token attends to a pad that follows it, and pads have no
         # target, so a right-padding mask changes nothing the loss reads (position ids count from
-        # 0 either way). Without it the attention builds only its causal mask: the compiled loop
-        # ran 1.06x faster here (1,166 vs 1,095 tokens/s, 3 interleaved processes each). Left
+        # 0 either way). Without it the attention builds only its causal mask, which saves the
+        # compiled loop the padding mask's work each step (docs/performance.md). Left
         # padding keeps its mask. Outputs at the pad positions differ: callers that pool hidden
         # states mask the pads out themselves (training/alignment.py).
         del inputs["attention_mask"]

@@ -6,11 +6,10 @@ process group in a one-worker run.
     release_single_worker_process_group(world_size)   # first thing in the train loop
 
 Why: every training step allocates vocabulary-sized buffers (the kept positions' logits and their
-gradient, 62 MB each at 630 rows x 49,152 in bf16). glibc serves anything over 32 MB with a fresh
-mmap and unmaps it on free, so each step faults in and zeroes ~165 MB of new pages: 1.4-1.5M minor
-faults in a 32-step run. jemalloc, with page purging off, keeps the freed pages and hands them
-back out: 0.69M faults (mostly loading the model), and 1.26x the tokens/s of the same loop in a
-plain process here (476 and 491 against 409 and 360, interleaved). Ray ships jemalloc with its
+gradient). glibc serves anything over 32 MB with a fresh mmap and unmaps it on free, so each step
+faults in and zeroes new pages (minor faults by the million over a short run). jemalloc, with page purging off, keeps the freed pages and hands them
+back out, and the same loop runs faster than in a plain process (docs/performance.md has the
+side-by-side figures). Ray ships jemalloc with its
 wheel (ray/core/libjemalloc.so, for its own raylet and GCS); it is preloaded into the Train
 workers only, so no new dependency and no effect on the driver or Ray's helper processes.
 
