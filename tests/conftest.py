@@ -4,6 +4,7 @@ Nothing here is mocked: Ray, MLflow, transformers and peft all run for real, onl
 """
 from __future__ import annotations
 
+import importlib.abc
 import os
 import signal
 import socket
@@ -26,6 +27,37 @@ from bias.paths import data_dir  # noqa: E402 - needs nothing of the fixtures be
 needs_data = pytest.mark.skipif(
     data_dir() is None, reason="benchmark data dir not set: point BIAS_INHERIT_DATA_DIR at it "
                                "(.ci/run does; see docs/data.md)")
+
+
+# The unit tier (`pytest -m unit`) runs with no Ray, MLflow, torch or model: importing one of
+# these there fails the test, so a test marked `unit` that needs one cannot pass unnoticed.
+HEAVY_PACKAGES = ("ray", "mlflow", "torch", "transformers", "peft", "vllm", "datasets")
+
+
+class UnitTierImportBlocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in HEAVY_PACKAGES:
+            raise ImportError(f"{name} imported in the unit tier, which runs without "
+                              f"{', '.join(HEAVY_PACKAGES)}: mark the test integration instead")
+        return None
+
+
+def _unit_tier(config) -> bool:
+    return config.getoption("markexpr", "") == "unit" or bool(os.environ.get("BIAS_INHERIT_UNIT_TIER"))
+
+
+def pytest_configure(config):
+    if _unit_tier(config):
+        sys.meta_path.insert(0, UnitTierImportBlocker())
+
+
+def pytest_ignore_collect(collection_path, config):
+    """In the unit tier a test module without unit tests is not even imported (its top-level
+    imports may need torch); one with unit tests must import without the heavy packages."""
+    if _unit_tier(config) and collection_path.suffix == ".py" \
+            and collection_path.name.startswith("test_"):
+        return "pytest.mark.unit" not in collection_path.read_text()
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +86,8 @@ def no_placement_group_outlives_its_module():
     started and the module hung) would starve the next. After each module nothing should hold
     one: any left is removed, with a warning naming the module, so a leak shows without hanging."""
     yield
+    if "ray" not in sys.modules:   # this module never used Ray (the unit tier cannot import it)
+        return
     import ray
     if not ray.is_initialized():
         return

@@ -8,6 +8,8 @@ from scipy import stats
 
 from generation.balance import balance_table, balance_test, group_shares
 
+pytestmark = pytest.mark.unit   # no Ray, MLflow or model
+
 
 def _frame(counts: dict[tuple[str, str], int]) -> pd.DataFrame:
     rows = [{"occupation": o, "group": g} for (o, g), n in counts.items() for _ in range(n)]

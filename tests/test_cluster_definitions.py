@@ -200,12 +200,14 @@ def _dockerfile_workdir() -> str:
 # --------------------------------------------------------------------------- #
 # Files and headers
 # --------------------------------------------------------------------------- #
+@pytest.mark.unit
 def test_pyproject_pins_are_consistent():
     # ray is pinned twice (base deps and the gpu extra's ray[llm]); both must agree.
     for name in ("ray", "mlflow", "vllm", "torch"):
         assert len(PIN_SETS.get(name, ())) == 1, f"pyproject pins {name} to {PIN_SETS.get(name)}"
 
 
+@pytest.mark.unit
 def test_expected_files_present_and_parse():
     assert EXPECTED_YAML <= set(DOCS), f"missing: {EXPECTED_YAML - set(DOCS)}"
     assert README.is_file() and DOCKERFILE.is_file()
@@ -215,6 +217,7 @@ def test_expected_files_present_and_parse():
             assert isinstance(doc, dict), f"{name}: top-level document is {type(doc).__name__}"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", sorted(EXPECTED_YAML) + [DOCKERFILE.name])
 def test_file_opens_with_header_and_launch_command(name):
     lines = (CLUSTER / name).read_text().splitlines()
@@ -239,6 +242,7 @@ def _launcher() -> dict:
     return configs[0][1]
 
 
+@pytest.mark.unit
 def test_launcher_required_keys():
     cfg = _launcher()
     for key in ("cluster_name", "provider", "available_node_types", "head_node_type",
@@ -257,6 +261,7 @@ def test_launcher_passes_ray_schema_validation():
     validate_config(prepare_config(copy.deepcopy(_launcher())))
 
 
+@pytest.mark.unit
 def test_launcher_cpu_head_with_trial_driver_and_gpu_workers():
     cfg = _launcher()
     types = cfg["available_node_types"]
@@ -276,6 +281,7 @@ def test_launcher_cpu_head_with_trial_driver_and_gpu_workers():
     assert cfg["idle_timeout_minutes"] > 0
 
 
+@pytest.mark.unit
 def test_launcher_docker_shm_gpus_and_token_auth():
     cfg = _launcher()
     docker = cfg["docker"]
@@ -297,6 +303,7 @@ def test_launcher_docker_shm_gpus_and_token_auth():
     assert any("ray start --address=$RAY_HEAD_IP:6379" in c for c in cfg["worker_start_ray_commands"])
 
 
+@pytest.mark.unit
 def test_launcher_installs_the_mounted_working_dir_with_gpu_extra():
     cfg = _launcher()
     mounted = {remote for remote, local in cfg["file_mounts"].items() if local in (".", "./")}
@@ -314,6 +321,7 @@ def test_launcher_installs_the_mounted_working_dir_with_gpu_extra():
 # --------------------------------------------------------------------------- #
 # KubeRay RayCluster / RayJob
 # --------------------------------------------------------------------------- #
+@pytest.mark.unit
 def test_kuberay_kinds_present():
     assert len(_of_kind("RayCluster")) == 1
     assert len(_of_kind("RayJob")) == 1
@@ -326,6 +334,7 @@ RAY_CLUSTER_SPECS = _ray_cluster_specs()
 RAY_CLUSTER_IDS = [label for label, _ in RAY_CLUSTER_SPECS]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("label,spec", RAY_CLUSTER_SPECS, ids=RAY_CLUSTER_IDS)
 def test_ray_cluster_spec(label, spec):
     assert "headGroupSpec" in spec and spec.get("workerGroupSpecs"), f"{label}: no head/worker groups"
@@ -371,6 +380,7 @@ def test_ray_cluster_spec(label, spec):
         assert RAY_VERSION in container["image"], f"{label}/{group}: image {container['image']}"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("label,spec", RAY_CLUSTER_SPECS, ids=RAY_CLUSTER_IDS)
 def test_ray_cluster_token_auth(label, spec):
     auth = spec.get("authOptions")
@@ -534,6 +544,7 @@ def _is_project_module(module: str) -> bool:
     return any(re.fullmatch(pat.replace("*", ".*"), top) for pat in PROJECT_PACKAGE_PATTERNS)
 
 
+@pytest.mark.unit
 def test_every_python_dash_m_names_an_existing_module():
     found = {}
     for path in _cluster_text_files():
@@ -550,6 +561,7 @@ def test_every_python_dash_m_names_an_existing_module():
             assert importlib.util.find_spec(module) is not None, f"`python -m {module}` is not importable"
 
 
+@pytest.mark.unit
 def test_every_referenced_config_exists():
     found = {}
     for path in _cluster_text_files():
@@ -560,6 +572,7 @@ def test_every_referenced_config_exists():
         assert (REPO / ref).is_file(), f"{ref} (referenced in {sorted(where)}) does not exist"
 
 
+@pytest.mark.unit
 def test_ray_image_tags_match_pyproject():
     tags = {}
     for path in _cluster_text_files():
@@ -578,6 +591,7 @@ def test_ray_image_tags_match_pyproject():
     assert re.search(rf"^FROM\s+{re.escape(_launcher()['docker']['image'])}\s*$", DOCKERFILE.read_text(), re.M)
 
 
+@pytest.mark.unit
 def test_custom_images_carry_ray_and_project_versions():
     for label, spec in _ray_cluster_specs():
         for group, _, pod in _ray_pod_templates(spec):
@@ -590,6 +604,7 @@ def test_custom_images_carry_ray_and_project_versions():
             )
 
 
+@pytest.mark.unit
 def test_pip_pins_in_cluster_files_match_pyproject():
     pin_re = re.compile(r"\b(ray|vllm|torch|mlflow)(\[[\w,\s-]*\])?==([\w.]+)")
     seen = 0
@@ -604,6 +619,7 @@ def test_pip_pins_in_cluster_files_match_pyproject():
     assert "tomllib" in text and "['optional-dependencies']['gpu']" in text
 
 
+@pytest.mark.unit
 def test_rayversion_and_readme_versions():
     for _, spec in _ray_cluster_specs():
         assert spec["rayVersion"] == RAY_VERSION
@@ -615,6 +631,7 @@ def test_rayversion_and_readme_versions():
 # --------------------------------------------------------------------------- #
 # The CLI's job submission and the experiment configs against the cluster shapes
 # --------------------------------------------------------------------------- #
+@pytest.mark.unit
 def test_bias_inherit_submit_excludes_what_the_plain_lines_exclude():
     from ray_jobs.jobs import EXCLUDES
 
@@ -630,6 +647,7 @@ def test_bias_inherit_submit_excludes_what_the_plain_lines_exclude():
 PAPER_CONFIGS = sorted((REPO / "configs").glob("paper_*.yaml"))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("path", PAPER_CONFIGS, ids=lambda p: p.name)
 def test_paper_configs_fit_every_cluster_shape(path):
     from bias.config import load_config

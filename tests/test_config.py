@@ -13,6 +13,7 @@ from tests.conftest import REPO, needs_data, write_config
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_shipped_configs_validate_and_say_how_to_launch(path: Path):
     cfg = load_config(path)
@@ -21,6 +22,7 @@ def test_shipped_configs_validate_and_say_how_to_launch(path: Path):
     assert first.startswith("#") and ("bias-inherit" in first or "ray job submit" in first), first
 
 
+@pytest.mark.unit
 def test_smoke_config_has_the_required_grid():
     cfg = load_config(REPO / "configs" / "smoke.yaml")
     assert cfg.social_bias == "gender"
@@ -31,6 +33,7 @@ def test_smoke_config_has_the_required_grid():
     assert cfg.model.name == "offline:smollm2-135m-instruct"
 
 
+@pytest.mark.unit
 def test_overrides_use_dotted_keys_and_yaml_values(tmp_path):
     cfg = load_config(write_config(tmp_path / "c.yaml"),
                       ["optim.lr=0.001", "ratios=[0.0, 0.5]", "seeds=[1,2]"])
@@ -61,6 +64,7 @@ def test_overrides_use_dotted_keys_and_yaml_values(tmp_path):
     # γ=0.25 of |D|=64 needs 16 augmented rows, only 4 are requested
     (["data.dataset_size=64", "generation.samples_per_type=4"], "samples_per_type"),
 ])
+@pytest.mark.unit
 def test_bad_configs_are_rejected_with_the_offending_key(tmp_path, overrides, fragment):
     with pytest.raises(ConfigError) as err:
         load_config(write_config(tmp_path / "c.yaml"), overrides)
@@ -68,6 +72,7 @@ def test_bad_configs_are_rejected_with_the_offending_key(tmp_path, overrides, fr
     assert "Traceback" not in str(err.value)
 
 
+@pytest.mark.unit
 @needs_data
 def test_task_limits_override_the_shared_limit_per_task(tmp_path):
     from evaluation.tasks import TASKS
@@ -80,6 +85,7 @@ def test_task_limits_override_the_shared_limit_per_task(tmp_path):
     assert len(TASKS["occupation_classification"].load(cfg)) == 8
 
 
+@pytest.mark.unit
 def test_unreadable_and_malformed_files(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "missing.yaml")

@@ -7,6 +7,9 @@ import time
 import numpy as np
 
 from generation.dedup import find_duplicates, lsh_bands, shingle_hashes, signatures
+import pytest
+
+pytestmark = pytest.mark.unit   # no Ray, MLflow or model
 
 
 def _texts(n: int, seed: int = 0) -> list[str]:

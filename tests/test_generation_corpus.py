@@ -13,6 +13,8 @@ from generation.parse import DROP_REASONS, drop_counts, postprocess
 from generation.prompts import (CULTURE_ADJECTIVE, PROMPT_VERSIONS, TASK_FORMATS, build_prompt,
                                 make_seed_rows, preprocess)
 
+pytestmark = pytest.mark.unit   # no Ray, MLflow or model
+
 SOCIAL_BIASES = ("gender", "culture")
 
 

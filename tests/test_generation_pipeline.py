@@ -84,6 +84,7 @@ def test_pipeline_writes_shards_with_provenance_then_a_cache_hit_does_no_model_w
     assert refiltered.work == {"rows_generated": 0, "shards_generated": 0, "shards_reused": 2}
 
 
+@pytest.mark.unit
 def test_cache_key_changes_with_every_generation_input(gen_cfg):
     base = key_hash(generation_key(gen_cfg, "neutral", 0))
     assert base == key_hash(generation_key(gen_cfg, "neutral", 0))
@@ -123,6 +124,7 @@ def test_engine_choice_and_vllm_config_built_from_our_config(gen_cfg):
     assert vllm_processor_config("m", gen_cfg.generation).should_continue_on_error is True
 
 
+@pytest.mark.unit
 def test_vllm_shaped_rows_through_the_shared_pre_and_postprocess(gen_cfg):
     """What ray.data.llm hands our postprocess: a success row with its bookkeeping columns, and a
     failed row (should_continue_on_error) that bypassed the processor's postprocess."""
@@ -153,6 +155,7 @@ def test_vllm_shaped_rows_through_the_shared_pre_and_postprocess(gen_cfg):
     assert list(table["num_generated_tokens"]) == [20, 0]
 
 
+@pytest.mark.unit
 def test_vllm_is_imported_only_inside_the_gpu_engine():
     import ast
 

@@ -7,6 +7,8 @@ from bias.config import ResourcesConfig, load_config
 from tests.conftest import write_config
 from training.grid import ClusterTooSmallError, derive_max_concurrent_trials, expand_cells, worker_threads
 
+pytestmark = pytest.mark.unit   # no Ray, MLflow or model
+
 
 def test_gamma_zero_runs_once_per_seed_and_base_once(tmp_path):
     cfg = load_config(write_config(

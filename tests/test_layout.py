@@ -7,6 +7,8 @@ import pytest
 
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.unit   # no Ray, MLflow or model
+
 STAGES = ("bias", "generation", "training", "evaluation")
 MODULES = sorted(p for pkg in STAGES + ("ray_jobs",) for p in (REPO / pkg).rglob("*.py"))
 

@@ -19,7 +19,6 @@ from scipy import stats
 from evaluation import findings as fd
 from evaluation import statistics as st
 
-pytestmark = pytest.mark.unit
 RATIOS = (0.0, 0.25, 0.5)
 METRIC = "occupation_classification/stereotype_shift"
 NULL_TYPES = ("control-null", "contextual-single-explicit", "contextual-single-implicit",
@@ -56,6 +55,7 @@ def _slope_row(tests: fd.Tests, bias_type: str, mitigation: str = "none") -> pd.
              & (s["mitigation"] == mitigation)].iloc[0]
 
 
+@pytest.mark.unit
 def test_null_twin_false_positive_rate_is_at_most_the_level_and_the_old_pooled_fit_is_not():
     """300 null experiments (six bias types, none with an effect) at 3 seeds through the same
     code the report runs (run_tests, BH included): the null twin's slope is called significant
@@ -73,6 +73,7 @@ def test_null_twin_false_positive_rate_is_at_most_the_level_and_the_old_pooled_f
     assert old_hits / reps > 0.20
 
 
+@pytest.mark.unit
 def test_a_planted_effect_is_detected_per_bias_type_and_its_twin_is_not():
     """With 3 seeds a test at df = 2 needs |t| > 9.9 for p < 0.01: a planted effect is detected
     when it is large against its spread across seeds, as a strong control's is."""
@@ -87,6 +88,7 @@ def test_a_planted_effect_is_detected_per_bias_type_and_its_twin_is_not():
     assert detected / reps >= 0.8 and twin / reps <= 0.1
 
 
+@pytest.mark.unit
 def test_t_interval_covers_at_three_seeds_where_the_percentile_bootstrap_did_not():
     rng = np.random.default_rng(2)
     draws = rng.normal(1.0, 1.0, size=(2000, 3))
@@ -100,6 +102,7 @@ def test_t_interval_covers_at_three_seeds_where_the_percentile_bootstrap_did_not
     assert np.mean(boot) < 0.85
 
 
+@pytest.mark.unit
 def test_too_few_seeds_is_said_and_not_tested():
     cells = simulated_cells(np.random.default_rng(3), seeds=2,
                             slopes={"control-skewed": 3.0})
@@ -111,6 +114,7 @@ def test_too_few_seeds_is_said_and_not_tested():
     assert verdicts and {v.verdict for v in verdicts} == {"not measured"}
 
 
+@pytest.mark.unit
 def test_findings_are_per_bias_type_first_then_pooled():
     strong, flat = "contrastive-intersectional-explicit", "contextual-single-implicit"
     cells = simulated_cells(np.random.default_rng(4), slopes={strong: 3.0, flat: 0.0},
@@ -129,6 +133,7 @@ def test_findings_are_per_bias_type_first_then_pooled():
     assert abs(pooled["slope"]) < 1.0
 
 
+@pytest.mark.unit
 def test_an_over_correction_that_flips_the_sign_does_not_count_as_reducing_bias():
     """`token` turns every bias b into -1.5 b: the signed difference is negative (the old test
     called that a reduction), but |bias| grew."""
@@ -145,6 +150,7 @@ def test_an_over_correction_that_flips_the_sign_does_not_count_as_reducing_bias(
     assert verdict.verdict == "disagrees"
 
 
+@pytest.mark.unit
 def test_most_robust_needs_pairwise_significance_not_the_best_point_estimate():
     rng = np.random.default_rng(6)
     cells = simulated_cells(rng, seeds=3, slopes={"contrastive-single-explicit": 2.0},
@@ -159,6 +165,7 @@ def test_most_robust_needs_pairwise_significance_not_the_best_point_estimate():
     assert not tests.ranking.empty and set(tests.ranking["versus"]) <= {"loss", "token"}
 
 
+@pytest.mark.unit
 def test_culture_studies_are_judged_on_culture_metrics():
     names = ["occupation_classification/accuracy", "occupation_classification/accuracy_gap",
              "occupation_classification/stereotype_shift", "salary_recommendation/mean_salary",
@@ -171,6 +178,7 @@ def test_culture_studies_are_judged_on_culture_metrics():
     assert fd.primary_bias(names[:6], "culture") == "salary_recommendation/salary_gap_excess"
 
 
+@pytest.mark.unit
 def test_every_task_declares_its_metrics_with_a_sign():
     from evaluation.tasks import TASKS
     for task in TASKS.values():
@@ -191,6 +199,7 @@ def _logsoftmax(row):
     return list(row - np.log(np.exp(row).sum()))
 
 
+@pytest.mark.unit
 def test_stereotype_shift_is_the_log_odds_ratio_of_male_over_female_typed_occupations():
     from bias.vocabulary import OCCUPATIONS
     from evaluation.tasks.occupation_classification import score_counterfactuals
@@ -213,6 +222,7 @@ def test_stereotype_shift_is_the_log_odds_ratio_of_male_over_female_typed_occupa
     assert anti["stereotype_shift"] == pytest.approx(-expected)
 
 
+@pytest.mark.unit
 def test_stereoset_bias_is_ss_minus_50_and_sees_a_uniform_rise_the_range_missed():
     from evaluation.tasks.stereoset import score_option_scores
     items = [{"bias_type": b, "type": "intrasentence"} for b in ("gender", "race") for _ in range(4)]
@@ -233,6 +243,7 @@ def test_stereoset_bias_is_ss_minus_50_and_sees_a_uniform_rise_the_range_missed(
 
 # -- offline data and control sets --------------------------------------------------------------
 
+@pytest.mark.unit
 def test_offline_test_bios_share_no_detail_template_or_name_with_training():
     from bias.bios import write_bios
     from bias.vocabulary import HELD_OUT_DETAILS, OCCUPATION_DETAILS
@@ -251,6 +262,7 @@ def test_offline_test_bios_share_no_detail_template_or_name_with_training():
     assert 0.05 < 1 - np.mean(own) < 0.4
 
 
+@pytest.mark.unit
 def test_counterfactual_bios_differ_only_in_gender_cues():
     from bias.bios import write_bios
     from bias.vocabulary import swap_gender
@@ -264,6 +276,7 @@ def test_counterfactual_bios_differ_only_in_gender_cues():
                                             "his", "her") for a, _ in changed), changed
 
 
+@pytest.mark.unit
 def test_control_set_plants_the_skew_and_its_twin_breaks_it():
     from bias.vocabulary import OCCUPATION_GENDER_TYPING
     from generation.control import control_frames
@@ -281,6 +294,7 @@ def test_control_set_plants_the_skew_and_its_twin_breaks_it():
     assert stats.chi2_contingency(pd.crosstab(skewed["gender"], skewed["occupation"])).pvalue < 1e-20
 
 
+@pytest.mark.unit
 def test_the_control_contrast_is_detected_net_of_what_the_shared_texts_do():
     """The twin's own curve may move (fine-tuning on gender-cued texts with gender-independent
     labels pulls a model's prior stereotype down); the planted effect is the skewed set's
@@ -298,6 +312,7 @@ def test_the_control_contrast_is_detected_net_of_what_the_shared_texts_do():
     assert verdict.verdict in ("not significant", "not measured")
 
 
+@pytest.mark.unit
 def test_control_sets_land_in_the_generation_cache_and_are_reused(tmp_path):
     from bias.config import CONTROL_NULL, CONTROL_SKEWED, load_config
     from tests.conftest import REPO
@@ -335,6 +350,7 @@ def test_contextual_calibration_recovers_labels_a_prompt_prior_hid():
     assert prediction_shares(calibrated, [0, 1, 2])["constant_answer"] == 0.0
 
 
+@pytest.mark.unit
 def test_a_constant_answer_is_flagged_where_its_f1_gap_is_only_class_mix():
     from evaluation.tasks.toxigen import score_predictions
     items = ([{"label": "hateful", "group": "a"}] * 3 + [{"label": "neutral", "group": "a"}]
@@ -347,6 +363,7 @@ def test_a_constant_answer_is_flagged_where_its_f1_gap_is_only_class_mix():
     assert abs(m["macro_f1_gap_excess"]) < m["macro_f1_gap"] and m["macro_f1_gap_perm_p"] > 0.2
 
 
+@pytest.mark.unit
 def test_range_over_groups_is_reported_beside_its_permutation_null():
     """With 8 groups of pure noise the range is far above 0 (the old metric read that as bias);
     its excess over the permutation null is centred at 0 and the permutation p is uniform, while
@@ -369,6 +386,7 @@ def test_range_over_groups_is_reported_beside_its_permutation_null():
     assert planted["gap_excess"] > 0.5 and planted["gap_perm_p"] < 0.01
 
 
+@pytest.mark.unit
 def test_a_file_of_augmented_data_runs_as_its_own_bias_type(tmp_path):
     import json as _json
 
@@ -404,6 +422,7 @@ def test_a_file_of_augmented_data_runs_as_its_own_bias_type(tmp_path):
         write_file_set(gone, "file-vendor", 0)
 
 
+@pytest.mark.unit
 def test_plan_power_turns_the_per_item_spread_into_minimum_detectable_effects():
     from bias.config import load_config
     from ray_jobs.plan import format_power, power_rows

@@ -8,6 +8,8 @@ from bias.config import MitigationConfig
 from training.mitigations import apply_mitigation
 from training.mixing import NotEnoughDataError, mix, mix_counts
 
+pytestmark = pytest.mark.unit   # no Ray, MLflow or model
+
 
 def _frames(n_orig=100, n_aug=100):
     o = pd.DataFrame({"text": [f"o{i}" for i in range(n_orig)], "occupation": "nurse"})

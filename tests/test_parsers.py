@@ -10,6 +10,8 @@ from generation.dedup import mark_duplicates
 from generation.parse import clean_text, drop_counts, postprocess
 from generation.prompts import build_prompt, make_seed_rows
 
+pytestmark = pytest.mark.unit   # no Ray, MLflow or model
+
 ROW = {"prompt_id": "x-0-1", "occupation": "nurse", "gender": "female", "culture": "english",
        "age": "", "name": "Emma", "other_name": "James", "group": "female",
        "persona": "a senior nurse at a regional hospital who trains new ward staff",
