@@ -65,3 +65,35 @@ def test_the_registry_is_lazy_and_checks_its_lines():
     wrong = TaskRegistry({"bbq": TASK_MODULES["winobias"]})      # a line pointing elsewhere
     with pytest.raises(ValueError, match="points at task 'winobias'"):
         wrong["bbq"]
+
+
+def test_a_new_mitigation_is_one_module(tmp_path):
+    """Drop one module into training/mitigations/ (in a copy of the packages): the config accepts
+    its name and the training data go through its rewrite, with nothing else edited."""
+    import shutil
+    for package in ("bias", "training", "generation", "evaluation"):
+        shutil.copytree(REPO / package, tmp_path / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "training" / "mitigations" / "reverse.py").write_text(
+        '"""Mitigation `reverse`: a test double of a data transform."""\n'
+        "from training.mitigations import Mitigation\n\n"
+        "MITIGATION = Mitigation(name='reverse', description='reversed text',\n"
+        "                        rewrite=lambda texts, s: ([t[::-1] for t in texts], {'n': 1.0}))\n")
+    code = (
+        "import pandas as pd\n"
+        "from bias.config import ExperimentConfig, known_mitigations\n"
+        "from training.mitigations import alignment_weight, apply_mitigation\n"
+        "cfg = ExperimentConfig(name='x', bias_types=['contextual-single-explicit'],\n"
+        "                       mitigations=['none', 'reverse'], ratios=[0.0, 0.5])\n"
+        "mixed = pd.DataFrame({'text': ['abc', 'xyz'], 'source': ['original', 'augmented']})\n"
+        "out, figures = apply_mitigation(mixed, 'reverse', cfg.mitigation)\n"
+        "print(known_mitigations(), out['text'].tolist(), figures,"
+        " alignment_weight('reverse', cfg.mitigation))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == ("('none', 'loss', 'mask', 'reverse', 'token') "
+                                   "['abc', 'zyx'] {'n': 1.0} 0.0")
+    # the control: the real tree does not know it
+    from bias.config import known_mitigations
+    assert "reverse" not in known_mitigations()

@@ -10,7 +10,8 @@ import torch
 from bias.config import MitigationConfig
 from training.alignment import alignment_term
 from training.batching import shard_batch, source_stratified_batches
-from training.mitigations import apply_mitigation, mask_text
+from training.mitigations import apply_mitigation
+from training.mitigations.mask import mask_text
 
 
 def test_mask_replaces_every_cue_and_nothing_inside_words():

@@ -28,7 +28,7 @@ from training.alignment import alignment_term
 from training.batching import shard_batch, source_stratified_batches
 from training.checkpointing import EpochCheckpointer, write_state
 from training.grid import Cell
-from training.mitigations import apply_mitigation
+from training.mitigations import alignment_weight, apply_mitigation
 from training.mixing import mix
 from training.token_loss import causal_lm_loss
 from training.worker_env import active_allocator, release_single_worker_process_group
@@ -254,7 +254,7 @@ def train_and_evaluate(loop_config: dict) -> None:
         checkpointer.replay_reports()   # epochs MLflow may have missed when the run was cut short
         model = ray.train.torch.prepare_model(model) if world > 1 else model
 
-        align_lambda = cfg.mitigation.loss_lambda if cell.mitigation == "loss" else 0.0
+        align_lambda = alignment_weight(cell.mitigation, cfg.mitigation)
 
         def on_epoch(epoch: int, loss: float, align: float) -> None:
             report = {"epoch": epoch, "train_loss": loss}

@@ -1,14 +1,8 @@
-"""Mitigations applied to the augmented rows of a mix; the originals are never changed.
+"""Mitigation `mask`: sensitive cues in augmented examples (gendered words and pronouns, names
+from the project's name lists, culture and nationality words) are replaced, whole words only and
+case-aware, by a mask token or a neutral word (`mitigation.mask_mode`); the counts are logged.
 
-  none   nothing.
-  token  a configurable bias-warning sentence is prepended to every augmented example.
-  mask   sensitive cues in augmented examples (gendered words and pronouns, names from the
-         project's name lists, culture and nationality words) are replaced, whole words only and
-         case-aware, by a mask token or a neutral word; the counts replaced are returned.
-  loss   the data are untouched; the training loop adds λ·alignment (training/alignment.py).
-A mitigation at γ = 0 has no augmented rows to act on: the grid collapses those cells.
-
-    python -m training.mitigations "He told Emma that his Spanish sister is a nurse."
+    python -m training.mitigations.mask "He told Emma that his Spanish sister is a nurse."
 """
 from __future__ import annotations
 
@@ -16,10 +10,9 @@ import re
 import sys
 from functools import lru_cache
 
-import pandas as pd
-
 from bias.config import MitigationConfig
 from bias.vocabulary import CULTURE_WORDS, GENDERED_WORDS, NAMES, word_pattern
+from training.mitigations import Mitigation
 
 NEUTRAL_GENDER_WORDS = {
     "he": "they", "she": "they", "him": "them", "his": "their", "her": "their", "hers": "theirs",
@@ -70,28 +63,20 @@ def mask_text(text: str, mode: str = "token", mask_token: str = "[MASK]") -> tup
     return text, counts
 
 
-def apply_mitigation(mixed: pd.DataFrame, mitigation: str,
-                     settings: MitigationConfig) -> tuple[pd.DataFrame, dict[str, float]]:
-    """The mix with the mitigation applied to its augmented rows, plus figures to log."""
-    if mitigation in ("none", "loss"):
-        return mixed, {}
-    out = mixed.copy()
-    is_aug = out["source"] == "augmented"
-    if mitigation == "token":
-        out.loc[is_aug, "text"] = settings.token_text + " " + out.loc[is_aug, "text"]
-        return out, {"token_prefixed_rows": float(is_aug.sum())}
-    if mitigation == "mask":
-        totals = {"gender": 0, "name": 0, "culture": 0}
-        masked = []
-        for text in out.loc[is_aug, "text"]:
-            new, counts = mask_text(text, settings.mask_mode, settings.mask_token)
-            masked.append(new)
-            for kind, n in counts.items():
-                totals[kind] += n
-        out.loc[is_aug, "text"] = masked
-        return out, {f"mask_replaced_{k}": float(v) for k, v in totals.items()} | {
-            "mask_replaced_total": float(sum(totals.values()))}
-    raise ValueError(f"unknown mitigation {mitigation!r}")
+def mask_cues(texts: list[str], settings: MitigationConfig) -> tuple[list[str], dict[str, float]]:
+    totals = {"gender": 0, "name": 0, "culture": 0}
+    masked = []
+    for text in texts:
+        new, counts = mask_text(text, settings.mask_mode, settings.mask_token)
+        masked.append(new)
+        for kind, n in counts.items():
+            totals[kind] += n
+    return masked, {f"mask_replaced_{k}": float(v) for k, v in totals.items()} | {
+        "mask_replaced_total": float(sum(totals.values()))}
+
+
+MITIGATION = Mitigation(name="mask", description="group cues in augmented examples masked or "
+                                                 "neutralised", rewrite=mask_cues)
 
 
 if __name__ == "__main__":
