@@ -1,5 +1,6 @@
 # bias-inherit: two commands do all the set-up on a fresh machine.
-#   make demo   virtualenv + install (CPU torch, offline model) + the smoke grid, results printed
+#   make demo   virtualenv + install (CPU torch, offline model) + the smoke grid, then the planted
+#               control and its twin (CONTROL= leaves them out); results and findings printed
 #   make test   the same set-up + the CPU test suite
 # Both are idempotent: set-up re-runs only when pyproject.toml changes.
 
@@ -8,10 +9,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= configs/smoke.yaml
+CONTROL ?= configs/control.yaml
 # CPU wheel index, used only when no local CPU torch wheel is found (keeps CUDA off CPU machines).
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: demo test test-slow setup model clean
+.PHONY: demo test test-unit test-slow setup model clean
 
 setup: $(STAMP)
 
@@ -34,9 +36,17 @@ model: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/bias-inherit run $(CONFIG)
+	$(BIN)/bias-inherit report $(CONFIG)
+ifneq ($(CONTROL),)
+	$(BIN)/bias-inherit run $(CONTROL)
+	$(BIN)/bias-inherit report $(CONTROL)
+endif
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m unit
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow

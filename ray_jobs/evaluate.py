@@ -31,7 +31,8 @@ def add_commands(sub) -> None:
                                       "see `bias-inherit data list`)")
     p.add_argument("--source", choices=("offline", "hub"), default="offline",
                    help="offline: the data dir; hub: datasets.load_dataset with the hub names")
-    p.add_argument("--social-bias", choices=("gender", "culture"), default="gender",
+    from bias import social_biases
+    p.add_argument("--social-bias", choices=social_biases.names(), default="gender",
                    help="the groups salary_recommendation compares")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--dtype", choices=("auto", "bf16", "fp32"), default="auto")
