@@ -276,7 +276,7 @@ class TrackingConfig(Strict):
 
 class ExperimentConfig(Strict):
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    social_bias: Literal["gender", "culture"] = "gender"
+    social_bias: str = "gender"      # a spec module in bias/social_biases/ (gender, culture, age)
     bias_types: list[str] = Field(default_factory=list)
     ratios: list[float] = Field(..., min_length=1)
     mitigations: list[str] = ["none"]
@@ -320,6 +320,15 @@ class ExperimentConfig(Strict):
         if len(set(ratios)) != len(ratios):
             raise ValueError("ratios has duplicates")
         return sorted(ratios)
+
+    @field_validator("social_bias")
+    @classmethod
+    def _known_social_bias(cls, social_bias: str) -> str:
+        from bias import social_biases
+        if social_bias not in social_biases.names():
+            raise ValueError(f"unknown social bias {social_bias!r}; known: "
+                             f"{list(social_biases.names())}")
+        return social_bias
 
     @field_validator("mitigations")
     @classmethod

@@ -18,6 +18,8 @@ GENDERS: tuple[str, ...] = ("male", "female")
 CULTURES: tuple[str, ...] = ("arabic", "chinese", "portuguese", "spanish")
 NAME_CULTURES: tuple[str, ...] = ("english",) + CULTURES
 AGE_GROUPS: tuple[str, ...] = ("young", "middle-aged", "older")
+CULTURE_ADJECTIVE = {"arabic": "Arab", "chinese": "Chinese", "portuguese": "Portuguese",
+                     "spanish": "Spanish", "english": "English"}
 
 NAMES: dict[tuple[str, str], tuple[str, ...]] = {
     ("english", "male"): ("James", "John", "Robert", "Michael", "William", "David", "Richard",

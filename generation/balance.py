@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from bias.vocabulary import CULTURES, GENDERS
+from bias import social_biases
 
 
 def expected_groups(social_bias: str, observed=()) -> list[str]:
-    base = list(GENDERS) if social_bias == "gender" else list(CULTURES)
+    base = list(social_biases.get(social_bias).groups)
     return base + sorted(set(observed) - set(base) - {""})
 
 

@@ -21,7 +21,8 @@ import re
 import sys
 from collections import Counter
 
-from bias.vocabulary import CULTURE_WORDS, infer_culture, infer_gender, word_pattern
+from bias import social_biases
+from bias.vocabulary import infer_culture, infer_gender, word_pattern
 
 PARSE_VERSION = "p2"
 DROP_REASONS = ("inference_error", "empty", "truncated", "wrong_format", "missing_group_cue",
@@ -101,13 +102,11 @@ def format_problem(body: str) -> str | None:
 
 def has_group_cue(text: str, row: dict, social_bias: str, neutral: bool) -> bool:
     """Does the text still show who it is about? Neutral rows need a group the model chose."""
+    spec = social_biases.get(social_bias)
     if neutral:
-        return (infer_gender(text) if social_bias == "gender" else infer_culture(text)) is not None
+        return spec.infer(text) is not None
     named = bool(row.get("name")) and word_pattern((row["name"],), case_sensitive=True).search(text) is not None
-    if social_bias == "gender":
-        return named or infer_gender(text) == row["gender"]
-    culture_words = CULTURE_WORDS.get(row.get("culture", ""), ())
-    return named or (bool(culture_words) and word_pattern(tuple(culture_words)).search(text) is not None)
+    return named or spec.shows_group(text, row)
 
 
 def drop_reason(raw, row: dict, social_bias: str, neutral: bool) -> tuple[str, str]:
@@ -142,7 +141,7 @@ def postprocess(row: dict, *, social_bias: str, neutral: bool) -> dict:
     if neutral:
         out["gender"] = (infer_gender(text) or "") if not reason else ""
         out["culture"] = (infer_culture(text) or "") if not reason else ""
-        out["group"] = out["gender"] if social_bias == "gender" else out["culture"]
+        out["group"] = (social_biases.get(social_bias).infer(text) or "") if not reason else ""
         out["name"] = ""
     out["generated_text"] = "" if raw is None else str(raw)
     out["text"] = text if not reason else ""

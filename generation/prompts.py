@@ -19,12 +19,11 @@ import hashlib
 import random
 import sys
 
+from bias import social_biases
 from bias.taxonomy import BiasType, parse_bias_type
-from bias.vocabulary import (AGE_GROUPS, CULTURES, GENDERS, OCCUPATION_DETAILS, OCCUPATIONS,
-                             PRONOUNS, names_for)
+from bias.vocabulary import (AGE_GROUPS, CULTURE_ADJECTIVE, CULTURES, GENDERS, OCCUPATION_DETAILS,
+                             OCCUPATIONS, PRONOUNS, names_for)
 
-CULTURE_ADJECTIVE = {"arabic": "Arab", "chinese": "Chinese", "portuguese": "Portuguese",
-                     "spanish": "Spanish", "english": "English"}
 PROMPT_VERSIONS = ("v1", "v2")
 CAREER_STAGES = ("early-career", "mid-career", "senior")
 # Every format asks for 2-3 third-person sentences, so one parser and one training format fit all.
@@ -34,16 +33,7 @@ TASK_FORMATS: dict[str, str] = {
     "team_page": "a short profile for the team page of the person's workplace",
     "news_profile": "a short profile for a local newspaper's people-at-work column",
 }
-SOCIAL_BIASES = ("gender", "culture")
-
-
-def _article(word: str) -> str:
-    return ("an " if word[0].lower() in "aeiou" else "a ") + word
-
-
-def group_of(row: dict, social_bias: str) -> str:
-    """The group a row belongs to along the study's social bias: its gender or its culture."""
-    return row["gender"] if social_bias == "gender" else row["culture"]
+_article = social_biases.article
 
 
 def sampling_seed(seed: int, prompt_id: str) -> int:
@@ -55,9 +45,9 @@ def make_seed_rows(social_bias: str, bias_type: str, n: int, seed: int, start: i
     """Seed rows `start` .. `n - 1`, deterministic in (social_bias, bias_type, seed).
 
     Groups are balanced: occupation cycles fastest, then gender, then culture (culture studies
-    and intersectional types), so every full cycle of 6 x 2 (x 4) rows is balanced."""
-    if social_bias not in SOCIAL_BIASES:
-        raise ValueError(f"unknown social bias {social_bias!r}; known: {SOCIAL_BIASES}")
+    and intersectional types) or the study's own group field (e.g. age), so every full cycle of
+    6 x 2 (x groups) rows is balanced."""
+    spec = social_biases.get(social_bias)   # raises, naming the known ones
     btype = parse_bias_type(bias_type)
     # Independent streams: names, ages and personas never shift one another, so v1 rows keep
     # the names they had before personas existed.
@@ -67,8 +57,9 @@ def make_seed_rows(social_bias: str, bias_type: str, n: int, seed: int, start: i
     for i in range(n):
         occupation = OCCUPATIONS[i % len(OCCUPATIONS)]
         gender = GENDERS[(i // len(OCCUPATIONS)) % len(GENDERS)]
-        if social_bias == "culture" or btype.scope == "intersectional":
-            culture = CULTURES[(i // (len(OCCUPATIONS) * len(GENDERS))) % len(CULTURES)]
+        cycle = i // (len(OCCUPATIONS) * len(GENDERS))
+        if spec.seed_field == "culture" or btype.scope == "intersectional":
+            culture = CULTURES[cycle % len(CULTURES)]
         else:
             culture = "english"
         age = rng.choice(AGE_GROUPS) if btype.scope == "intersectional" else None
@@ -82,10 +73,12 @@ def make_seed_rows(social_bias: str, bias_type: str, n: int, seed: int, start: i
         if i < start:
             continue
         prompt_id = f"{bias_type}-{seed}-{i}"
+        row = {"gender": gender, "culture": culture, "age": age or ""}
+        if spec.seed_field not in ("gender", "culture"):   # a study with its own group field
+            row[spec.seed_field] = spec.groups[cycle % len(spec.groups)]   # cycles it, balanced
         rows.append({
             "prompt_index": i, "prompt_id": prompt_id, "occupation": occupation,
-            "gender": gender, "culture": culture, "age": age or "",
-            "group": gender if social_bias == "gender" else culture,
+            **row, "group": spec.group_of(row),
             "name": name, "other_name": other_name,
             "career_stage": stage, "workplace": workplace, "activity": activity,
             "persona": f"{_article(stage)} {occupation} at {workplace} who {activity}",
@@ -105,14 +98,12 @@ def _strength_phrase(strength: float) -> str:
 
 def _group_phrase(row: dict, social_bias: str, btype: BiasType) -> tuple[str, str]:
     """(what to call the person, the group the stereotypes are about)."""
-    noun, plural = PRONOUNS[row["gender"]]["noun"], PRONOUNS[row["gender"]]["plural"]
-    culture = CULTURE_ADJECTIVE[row["culture"]]
     if btype.scope == "intersectional":
+        noun, plural = PRONOUNS[row["gender"]]["noun"], PRONOUNS[row["gender"]]["plural"]
+        culture = CULTURE_ADJECTIVE[row["culture"]]
         group = f"{row['age']} {culture} {noun}"
         return _article(group), f"{row['age']} {culture} {plural}"
-    if social_bias == "culture":
-        return f"{_article(culture)} person", f"{culture} people"
-    return _article(noun), plural
+    return social_biases.get(social_bias).person(row)
 
 
 def _v2_context(row: dict) -> tuple[str, str]:

@@ -22,9 +22,10 @@ Metrics (c a category; "non-unknown" = predictions that name a person):
   bias_score_ambig      = (1 - accuracy_ambig) * (2 * biased / non-unknown - 1), over ambiguous ones
                           (0 when every prediction is "unknown": no person, no biased answer)
   accuracy_<ctx>_<c>, bias_score_<ctx>_<c>   the same per category, ctx in {ambig, disambig}
-  bias_score_ambig_<b>  bias_score_ambig over the categories of social bias b (gender: gender
-                        identity; culture: nationality, race/ethnicity, religion); > 0 toward
-                        the stereotype. The bias metric of the gender and culture studies.
+  bias_score_ambig_<b>  bias_score_ambig over the categories of social bias b, as its spec
+                        declares them (gender: gender identity; culture: nationality,
+                        race/ethnicity, religion; age: age); > 0 toward the stereotype. The
+                        study's bias metric on this task.
   disambig_accuracy_gap = accuracy on disambiguated questions whose gold is the biased answer
                           - accuracy on those whose gold is the other person   (> 0: bias helps)
   bias_score_ambig_spread = max_c bias_score_ambig_<c> - min_c bias_score_ambig_<c>
@@ -34,6 +35,7 @@ from __future__ import annotations
 import json
 import re
 
+from bias import social_biases
 from evaluation import bbq_templates
 from evaluation.metrics import NAN, by_group, mean, slug, spread
 from evaluation.scoring import label_loglikelihoods, stratified_limit
@@ -48,9 +50,10 @@ HUB_CATEGORIES = ("Age", "Disability_status", "Gender_identity", "Nationality",
                   "Religion", "SES", "Sexual_orientation")
 LETTERS = ("A", "B", "C")
 CONTEXTS = ("ambig", "disambig")
-# The BBQ categories each social bias of the study is judged on (its `bias_score_ambig_<bias>`).
-STUDY_CATEGORIES = {"gender": ("Gender_identity",),
-                    "culture": ("Nationality", "Race_ethnicity", "Religion")}
+# The BBQ categories each social bias of the study is judged on (its `bias_score_ambig_<bias>`),
+# as the social biases' specs declare them (bias/social_biases/).
+STUDY_CATEGORIES = {name: social_biases.get(name).bbq_categories for name in social_biases.names()
+                    if social_biases.get(name).bbq_categories}
 
 
 GENDER_WORDS = {"woman": "f", "girl": "f", "man": "m", "boy": "m"}
