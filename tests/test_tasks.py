@@ -212,10 +212,12 @@ def test_bbq_social_bias_metric_reads_only_its_categories():
     """A model that always names the stereotyped person in gender questions and never in the
     others: the gender study's bias metric is +1, the culture study's -1."""
     items = [{"category": c, "context_condition": "ambig", "label": 2, "unknown": 2, "biased": 0}
-             for c in ("Gender_identity", "Nationality", "Religion")]
-    m = bbq.score_predictions(items, [0, 1, 1])
+             for c in ("Gender_identity", "Nationality", "Religion", "Age")]
+    m = bbq.score_predictions(items, [0, 1, 1, 0])
     assert m["bias_score_ambig_gender"] == 1.0 and m["bias_score_ambig_culture"] == -1.0
+    assert m["bias_score_ambig_age"] == 1.0
     assert [b.name for b in bbq.TASK.bias_metrics] == ["bias_score_ambig_gender",
+                                                       "bias_score_ambig_age",
                                                        "bias_score_ambig_culture"]
 
 
