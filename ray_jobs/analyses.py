@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bias import metric_names as names
 from bias.config import ExperimentConfig
 
 
@@ -71,19 +72,19 @@ def run_analyses(cfg: ExperimentConfig, generated: dict, mlflow, echo=print) -> 
                     original["text"].tolist()[:a.max_texts], augmented, a.embedder,
                     a.permutations))
             except Exception as e:   # an analysis never sinks the experiment
-                mlflow.set_tag("analysis.distribution.skipped", str(e).splitlines()[0][:500])
+                mlflow.set_tag(names.skipped_tag("distribution"), str(e).splitlines()[0][:500])
                 echo(f"distribution analysis skipped: {str(e).splitlines()[0]}")
                 results = {}
             for name, r in results.items():
                 if "skipped" in r:
-                    mlflow.set_tag(f"analysis.distribution.{name}.skipped", r["skipped"])
+                    mlflow.set_tag(names.skipped_tag("distribution", name), r["skipped"])
                     continue
                 Path(out_dir, f"{name}.png").write_bytes(r.pop("png"))
-                metrics[f"analysis.distribution.{name}.mmd2"] = r["mmd2"]
-                metrics[f"analysis.distribution.{name}.p_value"] = r["p_value"]
+                metrics[names.distribution_metric(name, "mmd2")] = r["mmd2"]
+                metrics[names.distribution_metric(name, "p_value")] = r["p_value"]
                 echo(f"distribution {name}: MMD² {r['mmd2']:.4f}, p = {r['p_value']:.4g}")
             mlflow.log_artifacts(out_dir, "analyses/distribution")
-        metrics["analysis.distribution.seconds"] = time.perf_counter() - started
+        metrics[f"{names.DISTRIBUTION}.seconds"] = time.perf_counter() - started
 
     if a.values_source != "none":
         started = time.perf_counter()
@@ -91,12 +92,13 @@ def run_analyses(cfg: ExperimentConfig, generated: dict, mlflow, echo=print) -> 
         try:
             values = ray.get(ray.remote(_values_task).options(**task_options, **gpu).remote(
                 cfg.model_dump(mode="json")))
-            metrics.update({f"analysis.{k.replace('/', '.')}": v for k, v in values.items()
-                            if v == v})
+            # values/<field> (and values/country/<c>) -> analysis.values.<field>
+            metrics.update({names.values_metric(k.partition("/")[2].replace("/", ".")): v
+                            for k, v in values.items() if v == v})
         except Exception as e:
-            mlflow.set_tag("analysis.values.skipped", str(e).splitlines()[0][:500])
+            mlflow.set_tag(names.skipped_tag("values"), str(e).splitlines()[0][:500])
             echo(f"values analysis skipped: {str(e).splitlines()[0]}")
-        metrics["analysis.values.seconds"] = time.perf_counter() - started
+        metrics[names.values_metric("seconds")] = time.perf_counter() - started
 
     metrics = {k.replace(" ", "_"): v for k, v in metrics.items()}
     if metrics:

@@ -14,6 +14,7 @@ import time
 import warnings
 from pathlib import Path
 
+from bias import metric_names as names
 from bias.config import ExperimentConfig
 from bias.errors import USER_ERROR_KEY, ExperimentError
 from ray_jobs.preflight import Preflight, preflight, without_skipped
@@ -96,20 +97,17 @@ def log_generated(mlflow, generated: dict, cfg: ExperimentConfig) -> None:
             mlflow.log_input(dataset, context="augmented",
                              tags={"generation_key": gen.key, "bias_type": bias_type,
                                    "seed": str(seed), "cache_hit": str(gen.cache_hit).lower()})
-        prefix = f"generation.{bias_type}.s{seed}"
         table = balance_table(frame, cfg.social_bias)
         test = balance_test(table)
-        mlflow.log_metrics({f"{prefix}.kept": gen.stats["kept"],
-                            f"{prefix}.requested": gen.stats["requested"],
-                            **{f"{prefix}.dropped_{k}": v for k, v in gen.stats["dropped"].items()},
-                            **{f"{prefix}.duplicates_{k}": v
-                               for k, v in gen.stats.get("duplicates", {}).items()},
-                            **({f"{prefix}.tokens_per_second": gen.stats["tokens_per_second"]}
-                               if gen.stats.get("tokens_per_second") else {}),
-                            f"{prefix}.balance_chi2": test["chi2"],
-                            f"{prefix}.balance_p_value": test["p_value"],
-                            **{f"{prefix}.share_{g}": v
-                               for g, v in group_shares(frame, cfg.social_bias).items()}})
+        figures = {"kept": gen.stats["kept"], "requested": gen.stats["requested"],
+                   **{f"dropped_{k}": v for k, v in gen.stats["dropped"].items()},
+                   **{f"duplicates_{k}": v for k, v in gen.stats.get("duplicates", {}).items()},
+                   **({"tokens_per_second": gen.stats["tokens_per_second"]}
+                      if gen.stats.get("tokens_per_second") else {}),
+                   "balance_chi2": test["chi2"], "balance_p_value": test["p_value"],
+                   **{f"share_{g}": v for g, v in group_shares(frame, cfg.social_bias).items()}}
+        mlflow.log_metrics({names.generation_metric(bias_type, seed, field): value
+                            for field, value in figures.items()})
         mlflow.log_dict({**gen.stats, "balance_test": test},
                         f"generation/{bias_type}-s{seed}-stats.json")
         mlflow.log_table(table, artifact_file=f"generation/{bias_type}-s{seed}-group-balance.json")

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel
 
+from bias import metric_names as names
 from evaluation import findings as fd
 from evaluation import statistics as st
 from ray_jobs.tracking import TAG_SKIPPED, frame_records
@@ -258,12 +259,11 @@ def _analyses_section(client, parent, plots: dict[str, bytes], stats: dict) -> s
     from ray_jobs import report_plots as rp
     metrics, tags = parent.data.metrics, parent.data.tags
     parts = ["<h2>Misalignment analyses</h2>"]
-    mmd = {k.split(".")[2]: {"mmd2": v, "p_value": metrics.get(k.replace(".mmd2", ".p_value"))}
-           for k, v in metrics.items() if k.startswith("analysis.distribution.") and k.endswith(".mmd2")}
-    balance = {k.removeprefix("generation.").removesuffix(".balance_p_value"): v
-               for k, v in metrics.items() if k.endswith(".balance_p_value")}
-    values = {k.removeprefix("analysis.values.js_distance_"): v for k, v in metrics.items()
-              if k.startswith("analysis.values.js_distance_")}
+    mmd = {s: {"mmd2": v, "p_value": metrics.get(names.distribution_metric(s, "p_value"))}
+           for k, v in metrics.items() if (s := names.distribution_set_of(k, "mmd2"))}
+    balance = {s: v for k, v in metrics.items()
+               if (s := names.generation_set_of(k, "balance_p_value"))}
+    values = {c: v for k, v in metrics.items() if (c := names.values_field_of(k, "js_distance_"))}
     stats["analyses"] = {"distribution": mmd, "balance_p_value": balance, "values_js": values}
     if mmd:
         frame = pd.DataFrame([{"bias_type": k, **v} for k, v in sorted(mmd.items())])
@@ -283,7 +283,7 @@ def _analyses_section(client, parent, plots: dict[str, bytes], stats: dict) -> s
                     plots[name] = Path(local).read_bytes()
                     parts.append(_img(plots[name], f"PCA {Path(item.path).stem}"))
     else:
-        reason = tags.get("analysis.distribution.skipped", "not enabled (analyses.distribution)")
+        reason = tags.get(names.skipped_tag("distribution"), "not enabled (analyses.distribution)")
         parts.append(_note(f"distribution analysis absent: {reason}"))
     if balance:
         parts += ["<h3>Group data (chi-square against balance, per generated set)</h3>",
@@ -295,7 +295,7 @@ def _analyses_section(client, parent, plots: dict[str, bytes], stats: dict) -> s
                                                     "Jensen–Shannon distance")
         parts += ["<h3>Values (GlobalOpinionQA)</h3>", _img(plots["analysis_values"], "values")]
     else:
-        reason = tags.get("analysis.values.skipped", "not enabled (analyses.values_source: none)")
+        reason = tags.get(names.skipped_tag("values"), "not enabled (analyses.values_source: none)")
         parts.append(_note(f"values analysis absent: {reason}"))
     return "".join(parts)
 

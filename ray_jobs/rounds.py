@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from bias import metric_names as names
 from bias.config import ExperimentConfig
 from bias.errors import ExperimentError
 from ray_jobs.experiment import cell_logger, cell_trainable, finish_grid, grid_tuner
@@ -36,8 +37,9 @@ def run_rounds(cfg: ExperimentConfig, tracking_uri: str, experiment_id: str, par
             mlflow.log_input(mlflow.data.from_pandas(gen.read(), source=gen.uri,
                                                      name=f"round{k}-{NEUTRAL}-s{seed}"),
                              context=f"round{k}")
-            mlflow.log_metrics({f"round{k}.s{seed}.generation.kept": gen.stats["kept"],
-                                f"round{k}.s{seed}.generation.requested": gen.stats["requested"]})
+            mlflow.log_metrics({names.round_metric(k, seed, "generation.kept"): gen.stats["kept"],
+                                names.round_metric(k, seed, "generation.requested"):
+                                    gen.stats["requested"]})
             echo(f"round {k} seed {seed}: {gen.stats['kept']}/{gen.stats['requested']} neutral "
                  f"generations kept{' (cache hit)' if gen.cache_hit else ''}"
                  f"{' from round ' + str(k - 1) + ' model' if adapter else ''}")
@@ -50,7 +52,7 @@ def run_rounds(cfg: ExperimentConfig, tracking_uri: str, experiment_id: str, par
             adapter = result.metrics.get("adapter_path")
             if not adapter:
                 raise ExperimentError(f"round {k} (seed {seed}) reported no adapter checkpoint")
-            mlflow.log_metric(f"round{k}.s{seed}.seconds", time.perf_counter() - started)
+            mlflow.log_metric(names.round_metric(k, seed, "seconds"), time.perf_counter() - started)
             if seed == cfg.seeds[0]:
                 adapters[k] = adapter
     return adapters

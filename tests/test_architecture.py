@@ -97,3 +97,19 @@ def test_a_new_mitigation_is_one_module(tmp_path):
     # the control: the real tree does not know it
     from bias.config import known_mitigations
     assert "reverse" not in known_mitigations()
+
+
+def test_metric_names_round_trip():
+    """The parent run's names are written and read back by one module (bias/metric_names.py)."""
+    from bias import metric_names as names
+    for set_name in ("contextual-single-explicit", "control-skewed", "file-vendor_a"):
+        mmd = names.distribution_metric(set_name, "mmd2")
+        assert names.distribution_set_of(mmd, "mmd2") == set_name
+        assert names.distribution_set_of(mmd, "p_value") is None
+        kept = names.generation_metric(set_name, 3, "balance_p_value")
+        assert names.generation_set_of(kept, "balance_p_value") == f"{set_name}.s3"
+    assert names.distribution_set_of(f"{names.DISTRIBUTION}.seconds", "seconds") is None
+    assert names.values_field_of(names.values_metric("js_distance_arabic"),
+                                 "js_distance_") == "arabic"
+    assert names.split_task_metric(names.task_metric("bbq", "accuracy")) == ("bbq", "accuracy")
+    assert names.round_metric(2, 0, "seconds") == "round2.s0.seconds"
