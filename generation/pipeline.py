@@ -132,14 +132,13 @@ def _write_atomically(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
 
 
 def _run_engine(ds, cfg: ExperimentConfig, engine: str):
+    import ray
     import ray.data
     g = cfg.generation
     if engine == "vllm":
-        if g.adapter:
-            raise ValueError("generation.adapter (multi-round) runs on the HF engine; set "
-                             "generation.engine=hf for multi-round experiments")
         from generation.engines.vllm_engine import build_vllm_processor
-        return build_vllm_processor(resolve_model(g.model), g)(ds)
+        on_gpu = ray.cluster_resources().get("GPU", 0) > 0
+        return build_vllm_processor(resolve_model(g.model), g, on_gpu, cfg.lora.r)(ds)
     from generation.engines.hf_engine import HFGenerator
     return ds.map_batches(
         HFGenerator, batch_size=g.batch_size, num_cpus=g.cpus_per_actor,

@@ -13,7 +13,7 @@ import time
 from bias import metric_names as names
 from bias.config import ExperimentConfig
 from bias.errors import ExperimentError
-from ray_jobs.experiment import cell_logger, cell_trainable, finish_grid, grid_tuner
+from ray_jobs.experiment import cell_logger, cell_trainable, choose_engine, finish_grid, grid_tuner
 from bias.taxonomy import NEUTRAL
 
 
@@ -26,6 +26,10 @@ def run_rounds(cfg: ExperimentConfig, tracking_uri: str, experiment_id: str, par
     from generation.pipeline import generate
     from training.grid import make_cell
 
+    import ray
+    engine = choose_engine(cfg, ray.cluster_resources().get("GPU", 0))
+    mlflow.set_tag("bias_inherit.rounds_engine", engine)
+    echo(f"multi-round: {cfg.rounds} rounds per seed, engine={engine}")
     adapters: dict[int, str] = {}
     for seed in cfg.seeds:
         adapter = None
@@ -33,7 +37,7 @@ def run_rounds(cfg: ExperimentConfig, tracking_uri: str, experiment_id: str, par
             started = time.perf_counter()
             round_cfg = cfg.model_copy(update={"generation": cfg.generation.model_copy(
                 update={"adapter": adapter})})
-            gen = generate(round_cfg, NEUTRAL, seed, engine="hf")
+            gen = generate(round_cfg, NEUTRAL, seed, engine=engine)
             mlflow.log_input(mlflow.data.from_pandas(gen.read(), source=gen.uri,
                                                      name=f"round{k}-{NEUTRAL}-s{seed}"),
                              context=f"round{k}")

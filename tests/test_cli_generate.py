@@ -34,7 +34,7 @@ def test_generate_user_errors_exit_2_with_one_line(tmp_path, tiny_model, capsys)
 
     sqlite = f"sqlite:///{tmp_path / 'm.db'}"
     assert main(["generate", str(good), "generation.engine=vllm", "--tracking-uri", sqlite]) == 2
-    assert "gpu extra" in _one_error_line(capsys)          # refused before Ray starts
+    assert "needs vLLM" in _one_error_line(capsys)         # refused before Ray starts
 
     assert main(["generate", str(good), "generation.model=/nonexistent/model",
                  "--tracking-uri", f"http://127.0.0.1:{free_port()}"]) == 2

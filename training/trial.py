@@ -69,8 +69,23 @@ def run_cell_trial(tune_config: dict, experiment: dict, augmented_uris: dict[str
     final = {"trial_seconds": time.perf_counter() - started,
              "driver_node_id": ray.get_runtime_context().get_node_id()}
     if result.checkpoint is not None:
-        final["adapter_path"] = result.checkpoint.path   # the next round's generator reads it
+        final["adapter_path"] = checkpoint_uri(result.checkpoint)   # the next round's generator
     tune.report(final)
+
+
+# pyarrow filesystem type -> URI scheme, where they differ.
+_SCHEMES = {"gcs": "gs"}
+
+
+def checkpoint_uri(checkpoint) -> str:
+    """The checkpoint's location as a URI any pyarrow reader resolves: Ray reports the path inside
+    its filesystem, which for object stores drops the scheme (s3://bucket/x comes back as
+    bucket/x, and would then be read as a local path)."""
+    fs = checkpoint.filesystem
+    kind = getattr(fs, "type_name", "local")
+    if kind == "local":
+        return checkpoint.path
+    return f"{_SCHEMES.get(kind, kind)}://{checkpoint.path}"
 
 
 class ForwardReportsToTune(UserCallback):

