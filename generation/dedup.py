@@ -1,13 +1,17 @@
-"""Exact and near-duplicate removal for generated sets: MinHash signatures + LSH banding.
+"""Exact and near-duplicate removal for generated sets: datasketch MinHash + MinHashLSH.
 
 Exact duplicates are equal after normalisation (case, punctuation, spacing). Near-duplicates
 have an estimated Jaccard similarity of their word 3-shingles at or above a threshold (templated
 generations that differ in a name or a word). The first occurrence is kept, in prompt order.
 
-No all-pairs comparison: each text gets a `num_perm` MinHash signature (vectorised numpy), its
-bands are hashed into buckets, and only texts sharing a bucket are compared. Time and memory grow
-linearly with the number of rows (about 4 bytes x num_perm per kept row); band count and width
-are chosen so that a pair at the threshold shares a bucket with probability >= 0.99.
+No all-pairs comparison: each text gets a `num_perm` MinHash (datasketch, fixed seed, shingles
+hashed as utf-8 bytes, so signatures agree across runs and processes). Rows are streamed in prompt
+order: each is looked up in a MinHashLSH index of the rows kept so far, confirmed against the
+candidates' estimated Jaccard, and inserted only if kept. Time and memory grow linearly with the
+number of rows (one LeanMinHash and its band keys per kept row). The banding (`lsh_bands`) is
+chosen so that a pair at the threshold shares a bucket with probability >= 0.99: datasketch's own
+default balances false positives against misses, which would keep many duplicates just above the
+threshold.
 
     python -m generation.dedup 20000        # time it on synthetic near-duplicate rows
 """
@@ -15,61 +19,44 @@ from __future__ import annotations
 
 import sys
 import time
-import zlib
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
 import numpy as np
+from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from generation.parse import normalize_for_dedup
 
+# Part of the kept set's folder name: a change of hashing keeps different rows near the threshold,
+# so sets deduplicated by an earlier version are not reused as if they were this one's.
+DEDUP_VERSION = 2
 SHINGLE_WORDS = 3
 NUM_PERM = 128
-_PRIME = np.uint64((1 << 61) - 1)
-_MASK32 = np.uint64(0xFFFFFFFF)
+SEED = 1   # fixed: signatures must agree across runs and processes
 
 
-def shingle_hashes(text: str, k: int = SHINGLE_WORDS) -> np.ndarray:
-    """crc32 of every k-word shingle of the normalised text (deterministic across processes)."""
+def shingles(text: str, k: int = SHINGLE_WORDS) -> list[str]:
+    """Every k-word shingle of the normalised text (one, possibly empty, for shorter texts)."""
     words = normalize_for_dedup(text).split()
-    grams = [" ".join(words[i:i + k]) for i in range(max(1, len(words) - k + 1))]
-    return np.fromiter((zlib.crc32(g.encode()) for g in grams), dtype=np.uint64, count=len(grams))
+    return [" ".join(words[i:i + k]) for i in range(max(1, len(words) - k + 1))]
 
 
-@lru_cache(maxsize=None)
-def _permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(1)  # fixed: signatures must agree across runs and processes
-    a = rng.integers(1, 1 << 31, size=num_perm, dtype=np.uint64)
-    b = rng.integers(0, 1 << 31, size=num_perm, dtype=np.uint64)
-    return a, b
-
-
-def signatures(texts: list[str], num_perm: int = NUM_PERM, chunk: int = 1 << 16) -> np.ndarray:
-    """MinHash signatures (len(texts) x num_perm, uint32) of the texts' shingle sets, vectorised:
-    all shingles hashed at once in chunks, then a segmented minimum per text."""
-    a, b = _permutations(num_perm)
-    hashes = [shingle_hashes(t) for t in texts]
-    out = np.empty((len(texts), num_perm), dtype=np.uint32)
-    start = 0
-    while start < len(texts):
-        stop, size = start, 0
-        while stop < len(texts) and (size < chunk or stop == start):
-            size += len(hashes[stop])
-            stop += 1
-        h = np.concatenate(hashes[start:stop])
-        # a < 2^31 and h < 2^32: a*h + b stays below 2^64, no overflow before the modulus.
-        permuted = ((np.outer(h, a) + b) % _PRIME) & _MASK32
-        offsets = np.cumsum([0] + [len(x) for x in hashes[start:stop - 1]])
-        out[start:stop] = np.minimum.reduceat(permuted, offsets, axis=0)
-        start = stop
-    return out
+def minhashes(texts: Iterable[str], num_perm: int = NUM_PERM) -> Iterator[LeanMinHash]:
+    """One MinHash of each text's shingle set, lazily, in order. The permutations are drawn once
+    (MinHash.generator) and each result is frozen as a LeanMinHash, which keeps only the hash
+    values."""
+    batches = ([g.encode("utf-8") for g in shingles(t)] for t in texts)
+    for m in MinHash.generator(batches, num_perm=num_perm, seed=SEED):
+        yield LeanMinHash(m)
 
 
 @lru_cache(maxsize=None)
 def lsh_bands(threshold: float, num_perm: int = NUM_PERM, recall: float = 0.99) -> tuple[int, int]:
     """(bands, rows per band): the widest bands (fewest false candidates) for which a pair at
     exactly `threshold` still shares a bucket with probability >= `recall`. False candidates
-    cost one signature comparison each; a miss would keep a duplicate."""
-    for rows in range(num_perm, 0, -1):
+    cost one signature comparison each; a miss would keep a duplicate. At least two bands, as
+    MinHashLSH requires."""
+    for rows in range(num_perm // 2, 0, -1):
         bands = num_perm // rows
         if 1 - (1 - threshold ** rows) ** bands >= recall:
             return bands, rows
@@ -92,18 +79,15 @@ def find_duplicates(texts: list[str], threshold: float = 0.8,
             unique.append(i)
     if threshold >= 1.0 or not unique:
         return verdicts
-    bands, rows = lsh_bands(threshold, num_perm)
-    sigs = signatures([texts[i] for i in unique], num_perm)
-    buckets: list[dict[bytes, list[int]]] = [{} for _ in range(bands)]
-    for pos, i in enumerate(unique):
-        sig = sigs[pos]
-        keys = [sig[b * rows:(b + 1) * rows].tobytes() for b in range(bands)]
-        candidates = {j for b, k in enumerate(keys) for j in buckets[b].get(k, ())}
-        if candidates and (sigs[sorted(candidates)] == sig).mean(axis=1).max() >= threshold:
+    threshold = max(threshold, 0.0)
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, params=lsh_bands(threshold, num_perm))
+    kept: dict[int, LeanMinHash] = {}
+    for i, m in zip(unique, minhashes((texts[i] for i in unique), num_perm)):
+        if any(m.jaccard(kept[j]) >= threshold for j in lsh.query(m)):
             verdicts[i] = "near"
             continue
-        for b, k in enumerate(keys):
-            buckets[b].setdefault(k, []).append(pos)
+        lsh.insert(i, m, check_duplication=False)   # keys are row indices, unique by construction
+        kept[i] = m
     return verdicts
 
 

@@ -3,8 +3,8 @@
 Output is content-addressed, on local disk or any pyarrow filesystem URI (S3, GCS, NFS):
 
   <cache>/<key>/shards/shard-<start>-<stop>.parquet   every parsed row of seed rows start..stop-1
-  <cache>/<key>/dedup-<threshold>/data.parquet        the kept rows, with provenance
-  <cache>/<key>/dedup-<threshold>/stats.json          written last: marks a finished set
+  <cache>/<key>/dedup-v<version>-<threshold>/data.parquet   the kept rows, with provenance
+  <cache>/<key>/dedup-v<version>-<threshold>/stats.json     written last: marks a finished set
 
 <key> hashes every input that changes a generated row (social bias, bias type, generator,
 prompt version, strength, n, seed, sampling params, parse rules). A request whose stats.json
@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 from bias.config import ExperimentConfig
 from bias.models import adapter_digest, resolve_model
 from bias.taxonomy import parse_bias_type
-from generation.dedup import mark_duplicates
+from generation.dedup import DEDUP_VERSION, mark_duplicates
 from generation.engines import pick_engine
 from generation.parse import PARSE_VERSION, drop_counts, postprocess
 from generation.prompts import make_seed_rows, preprocess
@@ -246,7 +246,7 @@ def generate(cfg: ExperimentConfig, bias_type: str, seed: int, engine: str = "hf
     key = key_hash(inputs)
     g = cfg.generation
     base = f"{cache_root(cfg).rstrip('/')}/{key}"
-    uri = f"{base}/dedup-{g.near_duplicate_threshold:g}"
+    uri = f"{base}/dedup-v{DEDUP_VERSION}-{g.near_duplicate_threshold:g}"
     fs, path = _fs(uri)
     if fs.get_file_info(f"{path}/{STATS_FILE}").type == pafs.FileType.File:
         with fs.open_input_stream(f"{path}/{STATS_FILE}") as f:

@@ -54,7 +54,7 @@ def test_killed_driver_keeps_finished_shards_and_rerun_generates_only_the_rest(
 
     before = _shard_files(shards)
     assert 1 <= len(before) < total, (len(before), output[-3000:])
-    assert not (shards.parent / "dedup-0.8" / "stats.json").exists()     # not marked finished
+    assert not (shards.parent / "dedup-v2-0.8" / "stats.json").exists()     # not marked finished
     n_before = sum(pq.read_table(shards / name).num_rows for name in before)
 
     resumed = generate(cfg, BIAS_TYPE, seed=0, engine="hf")
