@@ -6,16 +6,20 @@ Reads the parent run (the latest by default) and its FINISHED cell runs, so a st
 experiment reports what has finished. Writes DIR/report.html (every plot embedded as a base64
 PNG, so the file opens from disk with no server), DIR/plots/*.png and DIR/stats.json (every
 figure of every table), and logs the directory to the parent run under `report/`.
-Statistics: evaluation/statistics.py; metric map and findings: evaluation/findings.py.
+This module computes the page's content (sections of headings, tables of formatted text, plots,
+notes); the markup and the CSS are in the Jinja2 template templates/report.html.j2, rendered
+once with autoescape on. Statistics: evaluation/statistics.py; metric map and findings:
+evaluation/findings.py.
 """
 from __future__ import annotations
 
 import base64
-import html
+import functools
 import json
 import math
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -24,11 +28,11 @@ from pydantic import BaseModel
 from bias import metric_names as names
 from evaluation import findings as fd
 from evaluation import statistics as st
-from ray_jobs.tracking import TAG_SKIPPED, frame_records
 
 ARTIFACT_PATH = "report"
 DISTRIBUTION_ARTIFACTS = "analyses/distribution"
 CELL_COLUMNS = ("cell", "kind", "bias_type", "ratio", "mitigation", "seed", "round")
+TEMPLATE = "report.html.j2"   # in ray_jobs/templates/
 
 
 class ReportResult(BaseModel):
@@ -61,38 +65,106 @@ def cells_frame(runs: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _img(png: bytes, alt: str) -> str:
-    return (f'<img alt="{html.escape(alt)}" src="data:image/png;base64,'
-            f'{base64.b64encode(png).decode()}">')
+# -- the page's content: what the template renders (plain text; the template escapes it) -------
+
+@dataclass(frozen=True)
+class Heading:
+    """A subheading (h3) inside a section."""
+    text: str
+    kind: str = field(default="heading", init=False)
 
 
-def _table(frame: pd.DataFrame, columns: list[str] | None = None) -> str:
+@dataclass(frozen=True)
+class Image:
+    png_base64: str
+    alt: str
+    kind: str = field(default="image", init=False)
+
+
+@dataclass(frozen=True)
+class Note:
+    text: str
+    kind: str = field(default="note", init=False)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One table cell as shown: numbers right-aligned; `css` is the verdict column's colour code."""
+    text: str
+    numeric: bool = False
+    css: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: list[str]
+    rows: list[list[Cell]]
+    kind: str = field(default="table", init=False)
+
+
+@dataclass(frozen=True)
+class Details:
+    """A collapsed block under a one-line summary."""
+    summary: str
+    body: Table | Note
+    kind: str = field(default="details", init=False)
+
+
+Block = Heading | Image | Note | Table | Details
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    blocks: list[Block]
+
+
+@dataclass(frozen=True)
+class Meta:
+    """The line under the page title."""
+    parent_run_id: str
+    status: str
+    n_cells: int
+    n_unfinished: int
+    n_bias_types: int
+    mitigations: list[str]
+    seeds: list[str]
+    generated: str
+
+
+def _img(png: bytes, alt: str) -> Image:
+    return Image(base64.b64encode(png).decode(), alt)
+
+
+def _cell(column, v) -> Cell:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return Cell("–" if isinstance(v, float) and math.isnan(v) else f"{v:.4g}", numeric=True)
+    return Cell(str(v), css=str(v) if column == "verdict" else None)   # colour code
+
+
+def _table(frame: pd.DataFrame, columns: list[str] | None = None) -> Table | Note:
     if frame.empty:
-        return "<p class=note>none</p>"
+        return Note("none")
     shown = frame[columns] if columns else frame
-
-    def cell(column, v) -> str:
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            text = "–" if isinstance(v, float) and math.isnan(v) else f"{v:.4g}"
-            return f"<td class=num>{text}</td>"
-        css = f' class="{html.escape(str(v))}"' if column == "verdict" else ""   # colour code
-        return f"<td{css}>{html.escape(str(v))}</td>"
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
-    body = "".join("<tr>" + "".join(cell(c, v) for c, v in zip(shown.columns, row)) + "</tr>"
-                   for row in shown.itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return Table([str(c) for c in shown.columns],
+                 [[_cell(c, v) for c, v in zip(shown.columns, row)]
+                  for row in shown.itertuples(index=False)])
 
 
-def _note(text: str) -> str:
-    return f"<p class=note>{html.escape(text)}</p>"
+@functools.cache
+def _template():
+    import jinja2
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+                             autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                             undefined=jinja2.StrictUndefined)
+    return env.get_template(TEMPLATE)
 
 
-STYLE = """body{font-family:system-ui,sans-serif;margin:1em auto;padding:0 1.5em;max-width:1320px;color:#222}
-h1{font-size:1.4em;margin-bottom:.2em} h2{font-size:1.15em;border-bottom:1px solid #ccc;margin-top:1.6em}
-table{border-collapse:collapse;font-size:.82em;margin:.5em 0} td,th{border:1px solid #ddd;padding:2px 6px;text-align:left}
-th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums} img{max-width:100%}
-.note{color:#666;font-style:italic} .agrees{background:#d9f2d9} .disagrees{background:#f7d4d4}
-.not.significant{background:#fff4cc} .meta{color:#555;font-size:.9em} details{margin:.4em 0}"""
+def render_page(experiment: str, meta: Meta, sections: list[Section], methods: str) -> str:
+    """The whole HTML page: the title and meta line, the sections in order, then Methods."""
+    return _template().render(experiment=experiment, meta=meta, sections=sections,
+                              methods=methods)
+
 
 METHODS = ("The seed is the unit of replication: every test first reduces each seed to one "
            "number, then tests across seeds (df = seeds − 1); with fewer than 3 seeds a row says "
@@ -117,7 +189,7 @@ def build_report(experiment: str, tracking_uri: str, parent_run_id: str | None =
     """Read the experiment, compute the statistics, write the report; log it to the parent run."""
     from mlflow.tracking import MlflowClient
 
-    from ray_jobs.tracking import fetch_cells
+    from ray_jobs.tracking import TAG_SKIPPED, fetch_cells, frame_records
     started = time.perf_counter()
     runs = fetch_cells(experiment, tracking_uri, parent_run_id)
     parent_run_id = runs.attrs["parent_run_id"]
@@ -135,7 +207,7 @@ def build_report(experiment: str, tracking_uri: str, parent_run_id: str | None =
     out = Path(out_dir or f"reports/{experiment}-{parent_run_id[:8]}")
     (out / "plots").mkdir(parents=True, exist_ok=True)
     plots: dict[str, bytes] = {}
-    sections: list[str] = []
+    sections: list[Section] = []
     stats: dict = {"experiment": experiment, "parent_run_id": parent_run_id,
                    "n_cells": len(cells_all), "methods": METHODS.format(alpha=tests.alpha),
                    "alpha": tests.alpha,
@@ -144,10 +216,10 @@ def build_report(experiment: str, tracking_uri: str, parent_run_id: str | None =
 
     from ray_jobs import report_plots as rp
     # 1. findings first: the page opens on the answer, the evidence follows
-    sections.append("<h2>Findings of the paper, checked</h2>" + _table(
+    sections.append(Section("Findings of the paper, checked", [_table(
         pd.DataFrame([v.model_dump() for v in verdicts]),
         ["claim", "metric", "bias_type", "test", "estimate", "p_adjusted", "mde", "verdict",
-         "note"]))
+         "note"])]))
 
     # 2. inheritance curves + coefficients
     if tasks and not cells.empty:
@@ -162,17 +234,16 @@ def build_report(experiment: str, tracking_uri: str, parent_run_id: str | None =
                             + [st.summarize(cells[cells["round"] == 0], spec.bias)
                                for spec in tasks.values() if spec.bias in cells], ignore_index=True)
         stats["summary"] = frame_records(summary)
-        sections.append(
-            "<h2>Inheritance</h2>" + _img(plots["inheritance"], "inheritance curves")
-            + "<h3>Inheritance coefficient (slope of the bias metric against γ, mitigation none)</h3>"
-            + _table(coefficients[coefficients["mitigation"] == "none"], cols)
-            + "<details><summary>slopes under every mitigation</summary>"
-            + _table(coefficients, ["mitigation", *cols]) + "</details>"
-            + "<details><summary>cell means ± 95% t-interval over seeds</summary>"
-            + _table(summary, ["metric", "bias_type", "ratio", "mitigation", "n", "mean",
-                               "ci_low", "ci_high"]) + "</details>")
+        sections.append(Section("Inheritance", [
+            _img(plots["inheritance"], "inheritance curves"),
+            Heading("Inheritance coefficient (slope of the bias metric against γ, mitigation none)"),
+            _table(coefficients[coefficients["mitigation"] == "none"], cols),
+            Details("slopes under every mitigation", _table(coefficients, ["mitigation", *cols])),
+            Details("cell means ± 95% t-interval over seeds",
+                    _table(summary, ["metric", "bias_type", "ratio", "mitigation", "n", "mean",
+                                     "ci_low", "ci_high"]))]))
     else:
-        sections.append("<h2>Inheritance</h2>" + _note("no finished cell with task metrics yet"))
+        sections.append(Section("Inheritance", [Note("no finished cell with task metrics yet")]))
 
     # 3. mitigations + Pareto, on the primary bias metric
     primary = fd.primary_bias(names, social_bias)
@@ -191,55 +262,52 @@ def build_report(experiment: str, tracking_uri: str, parent_run_id: str | None =
             cost["bias_reduction"] = none["abs_bias"].iloc[0] - cost["abs_bias"]
         stats["pareto"] = frame_records(points)
         stats["mitigation_cost"] = frame_records(cost)
-        sections.append(
-            "<h2>Mitigations</h2>" + _img(plots["mitigations"], "mitigation comparison")
-            + "<h3>|bias| under each mitigation minus under none (one pair per seed)</h3>"
-            + _table(tests.paired, ["metric", "bias_type", "ratio", "mitigation", "n_pairs",
-                                    "mean_diff", "signed_diff", "statistic", "p_value",
-                                    "p_adjusted", "mde", "note"])
-            + "<h3>Mitigations against each other (|bias|, per seed, pooled)</h3>"
-            + (_table(tests.ranking, ["metric", "mitigation", "versus", "n_pairs", "mean_diff",
-                                      "p_value", "p_adjusted", "mde", "note"])
-               if not tests.ranking.empty else _note("fewer than two mitigations besides none"))
-            + f"<h3>What each mitigation costs: {html.escape(performance)} vs |{html.escape(primary)}|</h3>"
-            + _img(plots["pareto"], "pareto view") + _table(cost))
+        sections.append(Section("Mitigations", [
+            _img(plots["mitigations"], "mitigation comparison"),
+            Heading("|bias| under each mitigation minus under none (one pair per seed)"),
+            _table(tests.paired, ["metric", "bias_type", "ratio", "mitigation", "n_pairs",
+                                  "mean_diff", "signed_diff", "statistic", "p_value",
+                                  "p_adjusted", "mde", "note"]),
+            Heading("Mitigations against each other (|bias|, per seed, pooled)"),
+            (_table(tests.ranking, ["metric", "mitigation", "versus", "n_pairs", "mean_diff",
+                                    "p_value", "p_adjusted", "mde", "note"])
+             if not tests.ranking.empty else Note("fewer than two mitigations besides none")),
+            Heading(f"What each mitigation costs: {performance} vs |{primary}|"),
+            _img(plots["pareto"], "pareto view"), _table(cost)]))
     else:
-        sections.append("<h2>Mitigations</h2>" + _note(
-            "only one mitigation in this experiment" if primary else "no bias metric measured"))
+        sections.append(Section("Mitigations", [Note(
+            "only one mitigation in this experiment" if primary else "no bias metric measured")]))
 
     # 4. multi-round drift
     if (cells["round"] > 0).any():
         drift_metrics = [m for s in tasks.values() for m in (s.bias, s.headline) if m in cells]
         plots["rounds"] = rp.round_drift(cells, drift_metrics)
-        sections.append("<h2>Multi-round drift</h2>" + _img(plots["rounds"], "round drift")
-                        + _table(tests.drift, ["metric", "n", "slope", "ci_low", "ci_high",
-                                               "p_value", "p_adjusted", "mde", "note"]))
+        sections.append(Section("Multi-round drift", [
+            _img(plots["rounds"], "round drift"),
+            _table(tests.drift, ["metric", "n", "slope", "ci_low", "ci_high", "p_value",
+                                 "p_adjusted", "mde", "note"])]))
     else:
-        sections.append("<h2>Multi-round drift</h2>"
-                        + _note("no multi-round cells in this experiment (rounds: 1)"))
+        sections.append(Section("Multi-round drift", [
+            Note("no multi-round cells in this experiment (rounds: 1)")]))
 
     # 5. misalignment analyses (logged on the parent by ray_jobs/analyses.py and run.py)
     sections.append(_analyses_section(client, parent, plots, stats))
     skipped = json.loads(parent.data.tags.get(TAG_SKIPPED, "{}"))
     stats["not_measured"] = skipped
     if skipped:
-        sections.append("<h2>Not measured</h2>" + _table(pd.DataFrame(
+        sections.append(Section("Not measured", [_table(pd.DataFrame(
             [{"task": task, "why": f"not measured: no data ({where})"}
-             for task, where in skipped.items()])))
+             for task, where in skipped.items()]))]))
 
     for name, png in plots.items():
         (out / "plots" / f"{name}.png").write_bytes(png)
     unfinished = int((runs["status"] != "FINISHED").sum()) if not runs.empty else 0
-    header = (f"<h1>bias-inherit report: {html.escape(experiment)}</h1><p class=meta>parent run "
-              f"{parent_run_id} · status {parent.info.status} · {len(cells_all)} finished cells"
-              f"{f' ({unfinished} not finished, left out)' if unfinished else ''} · "
-              f"{len(st.bias_types(cells))} bias types · mitigations "
-              f"{', '.join(st.mitigations(cells)) or '–'} · seeds "
-              f"{', '.join(str(s) for s in sorted(cells['seed'].unique()))} · "
-              f"generated {time.strftime('%Y-%m-%d %H:%M')}</p>")
-    page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{html.escape(experiment)}"
-            f" report</title><style>{STYLE}</style></head><body>{header}{''.join(sections)}"
-            f"<h2>Methods</h2><p>{html.escape(METHODS.format(alpha=tests.alpha))}</p></body></html>")
+    meta = Meta(parent_run_id=parent_run_id, status=parent.info.status, n_cells=len(cells_all),
+                n_unfinished=unfinished, n_bias_types=len(st.bias_types(cells)),
+                mitigations=list(st.mitigations(cells)),
+                seeds=[str(s) for s in sorted(cells["seed"].unique())],
+                generated=time.strftime("%Y-%m-%d %H:%M"))
+    page = render_page(experiment, meta, sections, METHODS.format(alpha=tests.alpha))
     (out / "report.html").write_text(page, encoding="utf-8")
     stats["unfinished_cells"] = unfinished
     # allow_nan=False: stats.json must stay strict JSON for non-Python readers
@@ -253,12 +321,12 @@ def build_report(experiment: str, tracking_uri: str, parent_run_id: str | None =
                         seconds=time.perf_counter() - started)
 
 
-def _analyses_section(client, parent, plots: dict[str, bytes], stats: dict) -> str:
+def _analyses_section(client, parent, plots: dict[str, bytes], stats: dict) -> Section:
     """MMD tests, group balance and values distances from the parent's metrics, plus the PCA
     plots the distribution analysis logged; a note for whatever is absent."""
     from ray_jobs import report_plots as rp
     metrics, tags = parent.data.metrics, parent.data.tags
-    parts = ["<h2>Misalignment analyses</h2>"]
+    blocks: list[Block] = []
     mmd = {s: {"mmd2": v, "p_value": metrics.get(names.distribution_metric(s, "p_value"))}
            for k, v in metrics.items() if (s := names.distribution_set_of(k, "mmd2"))}
     balance = {s: v for k, v in metrics.items()
@@ -269,8 +337,8 @@ def _analyses_section(client, parent, plots: dict[str, bytes], stats: dict) -> s
         frame = pd.DataFrame([{"bias_type": k, **v} for k, v in sorted(mmd.items())])
         plots["analysis_mmd"] = rp.analysis_bars({k: v["mmd2"] for k, v in sorted(mmd.items())},
                                                  "D_o vs D_a: MMD² per bias type", "MMD²")
-        parts += ["<h3>Data distribution (MMD permutation test)</h3>",
-                  _img(plots["analysis_mmd"], "MMD per bias type"), _table(frame)]
+        blocks += [Heading("Data distribution (MMD permutation test)"),
+                   _img(plots["analysis_mmd"], "MMD per bias type"), _table(frame)]
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 listed = client.list_artifacts(parent.info.run_id, DISTRIBUTION_ARTIFACTS)
@@ -281,23 +349,24 @@ def _analyses_section(client, parent, plots: dict[str, bytes], stats: dict) -> s
                     local = client.download_artifacts(parent.info.run_id, item.path, tmp)
                     name = f"pca_{Path(item.path).stem}"
                     plots[name] = Path(local).read_bytes()
-                    parts.append(_img(plots[name], f"PCA {Path(item.path).stem}"))
+                    blocks.append(_img(plots[name], f"PCA {Path(item.path).stem}"))
     else:
         reason = tags.get(names.skipped_tag("distribution"), "not enabled (analyses.distribution)")
-        parts.append(_note(f"distribution analysis absent: {reason}"))
+        blocks.append(Note(f"distribution analysis absent: {reason}"))
     if balance:
-        parts += ["<h3>Group data (chi-square against balance, per generated set)</h3>",
-                  _table(pd.DataFrame([{"set": k, "p_value": v} for k, v in sorted(balance.items())]))]
+        blocks += [Heading("Group data (chi-square against balance, per generated set)"),
+                   _table(pd.DataFrame([{"set": k, "p_value": v}
+                                        for k, v in sorted(balance.items())]))]
     else:
-        parts.append(_note("group-balance tests absent (no generated sets logged)"))
+        blocks.append(Note("group-balance tests absent (no generated sets logged)"))
     if values:
         plots["analysis_values"] = rp.analysis_bars(values, "Values: JS distance per culture",
                                                     "Jensen–Shannon distance")
-        parts += ["<h3>Values (GlobalOpinionQA)</h3>", _img(plots["analysis_values"], "values")]
+        blocks += [Heading("Values (GlobalOpinionQA)"), _img(plots["analysis_values"], "values")]
     else:
         reason = tags.get(names.skipped_tag("values"), "not enabled (analyses.values_source: none)")
-        parts.append(_note(f"values analysis absent: {reason}"))
-    return "".join(parts)
+        blocks.append(Note(f"values analysis absent: {reason}"))
+    return Section("Misalignment analyses", blocks)
 
 
 def tested_findings(findings) -> list[str]:

@@ -52,7 +52,7 @@ def _short(metric: str) -> str:
 def inheritance_curves(cells: pd.DataFrame, tasks: dict[str, TaskMetrics],
                        base: pd.DataFrame) -> bytes:
     """One panel per task: the headline metric against γ per bias type (mitigation none, mean
-    ± bootstrap CI over seeds); the band spans the task's group metrics (e.g. male to female
+    ± 95% t-interval over seeds); the band spans the task's group metrics (e.g. male to female
     accuracy), so the gap is visible as its width. Dashed: the untrained base model."""
     fig, axes = _grid(len(tasks))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -74,7 +74,7 @@ def inheritance_curves(cells: pd.DataFrame, tasks: dict[str, TaskMetrics],
         ax.set_xlabel("bias ratio γ")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle("Inheritance curves (mitigation none, mean ± 95% bootstrap CI over seeds)",
+    fig.suptitle("Inheritance curves (mitigation none, mean ± 95% t-interval over seeds)",
                  fontsize=11)
     return _png(fig)
 
