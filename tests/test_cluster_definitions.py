@@ -5,8 +5,11 @@ Loads every cluster/*.yaml with yaml.safe_load_all and checks, per kind:
   * KubeRay RayCluster / RayJob (GPU worker group, token auth, /dev/shm, env),
   * the MLflow server manifests (args parsed by MLflow's own CLI),
 and across files: `python -m X` entrypoints name real modules, referenced
-configs/*.yaml exist, image tags / pins / rayVersion match pyproject.toml, and
-every MLFLOW_TRACKING_URI points at the MLflow Service and passes its Host check.
+configs/*.yaml exist, image tags / pins / rayVersion match pyproject.toml,
+every MLFLOW_TRACKING_URI points at the MLflow Service and passes its Host check,
+every Ray pod / node gets the Hugging Face token and S3 access (IRSA ServiceAccount,
+instance profile), and every cluster reaches the largest documented shape with
+enough trial_driver slots, head CPUs and Tune concurrency to use all of its GPUs.
 """
 
 from __future__ import annotations
@@ -37,8 +40,15 @@ PAPER_CONFIG = "configs/paper_gender.yaml"
 PAPER_ENTRYPOINT = ["python", "-m", "ray_jobs.run", PAPER_CONFIG]
 REQUIRED_EXCLUDES = {".venv", "mlruns", "ray_results", "*.db", ".cache"}
 REQUIRED_ENV = ("MLFLOW_TRACKING_URI", "BIAS_INHERIT_DATA_DIR")
+PAPER_CONFIGS = sorted((REPO / "configs").glob("paper_*.yaml"))
 GPUS_PER_NODE = 8
 TRIAL_DRIVER = "trial_driver"
+# The largest documented shape (cluster/README.md): 8 nodes x 8 H100.
+MAX_SHAPE_GPUS = 64
+HF_TOKEN_ENV = "HF_TOKEN"
+IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+IAM_ROLE_ARN = re.compile(r"arn:aws:iam::\d{12}:role/[\w+=,.@/-]+")
+INSTANCE_PROFILE_ARN = re.compile(r"arn:aws:iam::\d{12}:instance-profile/[\w+=,.@/-]+")
 
 
 # --------------------------------------------------------------------------- #
@@ -422,6 +432,219 @@ def test_rayjob_spec():
 
 
 # --------------------------------------------------------------------------- #
+# Credentials: Hugging Face token and S3 access (IRSA / instance profiles)
+# --------------------------------------------------------------------------- #
+def _owner_of(label: str) -> tuple[str, dict]:
+    """The file and the RayCluster / RayJob document a `_ray_cluster_specs` label names."""
+    name, kind, obj = re.match(r"(.+?):(RayCluster|RayJob)/([^.]+)", label).groups()
+    (doc,) = [d for n, d in _of_kind(kind) if n == name and d["metadata"]["name"] == obj]
+    return name, doc
+
+
+def _header(name: str) -> str:
+    lines = []
+    for line in (CLUSTER / name).read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("# ").rstrip())
+    return "\n".join(lines)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("label,spec", RAY_CLUSTER_SPECS, ids=RAY_CLUSTER_IDS)
+def test_every_ray_pod_gets_the_hf_token_from_a_secret(label, spec):
+    name, _ = _owner_of(label)
+    header = _header(name)
+    for group, _, pod in _ray_pod_templates(spec):
+        env = _env(_ray_container(pod)).get(HF_TOKEN_ENV)
+        assert env, f"{label}/{group}: no {HF_TOKEN_ENV} env (the paper configs load a gated model)"
+        assert "value" not in env, f"{label}/{group}: {HF_TOKEN_ENV} must not be a literal"
+        ref = env.get("valueFrom", {}).get("secretKeyRef", {})
+        assert ref.get("name") and ref.get("key"), f"{label}/{group}: {HF_TOKEN_ENV} not from a secretKeyRef"
+        assert not ref.get("optional"), f"{label}/{group}: a missing token Secret should stop the pod"
+        # The header tells how to create exactly that Secret and key.
+        assert re.search(rf"kubectl .*create secret generic {re.escape(ref['name'])}\b.*"
+                         rf"--from-literal={re.escape(ref['key'])}=", header), (
+            f"{name}: header lacks `kubectl create secret generic {ref['name']} --from-literal={ref['key']}=...`"
+        )
+
+
+def _service_accounts(name: str) -> dict[tuple[str, str], dict]:
+    return {(d["metadata"].get("namespace"), d["metadata"]["name"]): d
+            for n, d in _of_kind("ServiceAccount") if n == name}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("label,spec", RAY_CLUSTER_SPECS, ids=RAY_CLUSTER_IDS)
+def test_every_ray_pod_runs_as_an_irsa_service_account_of_its_file(label, spec):
+    name, owner = _owner_of(label)
+    namespace = owner["metadata"]["namespace"]
+    accounts = _service_accounts(name)
+    for group, _, pod in _ray_pod_templates(spec):
+        sa = pod.get("serviceAccountName")
+        assert sa, f"{label}/{group}: no serviceAccountName (pods would get no S3 access)"
+        assert (namespace, sa) in accounts, f"{label}/{group}: ServiceAccount {sa} not defined in {name}"
+        arn = accounts[(namespace, sa)]["metadata"].get("annotations", {}).get(IRSA_ANNOTATION, "")
+        assert IAM_ROLE_ARN.fullmatch(arn), f"{name}: ServiceAccount {sa} lacks the IRSA annotation ({arn!r})"
+
+
+@pytest.mark.unit
+def test_service_accounts_shared_between_files_are_identical():
+    # kubectl apply of either file must not flip the other's ServiceAccount.
+    seen: dict[tuple[str, str], tuple[str, dict]] = {}
+    for name, doc in _of_kind("ServiceAccount"):
+        key = (doc["metadata"].get("namespace"), doc["metadata"]["name"])
+        if key in seen:
+            assert doc == seen[key][1], f"ServiceAccount {key} differs between {seen[key][0]} and {name}"
+        seen[key] = (name, doc)
+
+
+@pytest.mark.unit
+def test_launcher_node_types_carry_instance_profiles_and_fetch_the_hf_token():
+    cfg = _launcher()
+    for node_type, node in cfg["available_node_types"].items():
+        arn = node["node_config"].get("IamInstanceProfile", {}).get("Arn", "")
+        assert INSTANCE_PROFILE_ARN.fullmatch(arn), f"{node_type}: no IamInstanceProfile Arn ({arn!r})"
+    # No `ray up` field carries a secret; the nodes read the token themselves into the
+    # file huggingface_hub reads when HF_TOKEN is unset: $HF_HOME/token.
+    commands = cfg.get("initialization_commands", []) + cfg.get("setup_commands", [])
+    assert any("HF_HOME" in c and "/token" in c for c in commands), "no command provides the HF token"
+    assert not any(o.startswith(f"--env={HF_TOKEN_ENV}=") for o in cfg["docker"]["run_options"]), (
+        "a literal token in docker run_options would sit in the file and `docker inspect`"
+    )
+
+
+@pytest.mark.unit
+def test_no_hf_token_literal_in_cluster_files():
+    for path in _cluster_text_files():
+        assert not re.search(r"\bhf_[A-Za-z0-9]{30,}\b", path.read_text()), f"{path.name} holds a HF token"
+
+
+# --------------------------------------------------------------------------- #
+# Scale: the largest documented shape, trial_driver slots, head CPUs, retries
+# --------------------------------------------------------------------------- #
+def _paper_gender():
+    from bias.config import load_config
+
+    return load_config(REPO / PAPER_CONFIG)
+
+
+def _gpus_per_trial(res) -> float:
+    from training.grid import trial_demand
+
+    return trial_demand(res)["GPU"]
+
+
+def _launcher_max_gpus() -> int:
+    cfg = _launcher()
+    gpu_nodes = [n for k, n in cfg["available_node_types"].items()
+                 if k != cfg["head_node_type"] and n["resources"].get("GPU", 0) > 0]
+    per_type = sum(n["max_workers"] * n["resources"]["GPU"] for n in gpu_nodes)
+    # The global max_workers caps all node types together.
+    return min(per_type, cfg["max_workers"] * max(n["resources"]["GPU"] for n in gpu_nodes))
+
+
+def _kuberay_max_gpus(spec: dict) -> int:
+    return sum(g["maxReplicas"] * _gpu_limit(_ray_container(g["template"]["spec"]))
+               for g in spec["workerGroupSpecs"])
+
+
+def _cluster_shapes() -> list[tuple[str, int, dict, float]]:
+    """(label, max GPUs, head Ray resources, head Ray CPUs) of every cluster definition."""
+    cfg = _launcher()
+    head = cfg["available_node_types"][cfg["head_node_type"]]["resources"]
+    out = [("launcher", _launcher_max_gpus(), head, float(head["CPU"]))]
+    for label, spec in _ray_cluster_specs():
+        params = spec["headGroupSpec"]["rayStartParams"]
+        out.append((label, _kuberay_max_gpus(spec), _ray_start_resources(params["resources"]),
+                    float(params["num-cpus"])))
+    return out
+
+
+@pytest.mark.unit
+def test_every_cluster_reaches_the_largest_shape_and_scales_from_small():
+    for label, max_gpus, _, _ in _cluster_shapes():
+        assert max_gpus >= MAX_SHAPE_GPUS, f"{label}: at most {max_gpus} GPUs < {MAX_SHAPE_GPUS}"
+    cfg = _launcher()
+    for node_type, node in cfg["available_node_types"].items():
+        if node_type != cfg["head_node_type"]:
+            assert node.get("min_workers", 0) <= 1, f"launcher {node_type}: min_workers keeps GPUs up"
+    for label, spec in _ray_cluster_specs():
+        for group in spec["workerGroupSpecs"]:
+            assert group["minReplicas"] <= 1, f"{label}/{group['groupName']}: minReplicas keeps GPUs up"
+
+
+@pytest.mark.unit
+def test_trial_driver_slots_and_head_cpus_cover_a_trial_per_gpu_slot():
+    res = _paper_gender().resources
+    per_trial = _gpus_per_trial(res)
+    for label, max_gpus, head, head_cpus in _cluster_shapes():
+        trials = max_gpus / per_trial
+        slots = head.get(TRIAL_DRIVER, 0) / res.driver_resources[TRIAL_DRIVER]
+        assert slots >= trials, f"{label}: {slots:g} trial_driver slots < {trials:g} trials on {max_gpus} GPUs"
+        assert head_cpus >= trials * res.driver_cpus, (
+            f"{label}: head has {head_cpus:g} CPUs for {trials:g} drivers x {res.driver_cpus:g}"
+        )
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("path", PAPER_CONFIGS, ids=lambda p: p.name)
+def test_paper_configs_do_not_cap_concurrency_below_the_largest_shape(path):
+    from bias.config import load_config
+
+    res = load_config(path).resources
+    if res.max_concurrent_trials is None:
+        return  # derived from the cluster at job start
+    per_trial = _gpus_per_trial(res)
+    for label, max_gpus, _, _ in _cluster_shapes():
+        assert res.max_concurrent_trials * per_trial >= max_gpus, (
+            f"{path.name}: max_concurrent_trials={res.max_concurrent_trials} leaves GPUs of {label} idle"
+        )
+
+
+def _readme_shapes() -> list[dict[str, str]]:
+    text = README.read_text()
+    section = text.split("## Cluster shapes", 1)
+    assert len(section) == 2, "README.md lacks the `## Cluster shapes` section"
+    rows = [ln for ln in section[1].split("\n## ", 1)[0].splitlines() if ln.startswith("|")]
+    cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in rows]
+    header, body = cells[0], [r for r in cells[2:]]
+    return [dict(zip(header, r)) for r in body]
+
+
+@pytest.mark.unit
+def test_readme_documents_the_8_32_64_gpu_shapes():
+    res = _paper_gender().resources
+    per_trial = _gpus_per_trial(res)
+    rows = _readme_shapes()
+    by_gpus = {int(r["GPUs"]): r for r in rows}
+    assert {8, 32, 64} <= set(by_gpus), f"README shapes: {sorted(by_gpus)}"
+    for gpus, row in by_gpus.items():
+        nodes = int(re.match(r"(\d+) x (\d+)", row["Nodes x GPUs"]).group(1))
+        assert nodes * GPUS_PER_NODE == gpus, row
+        replicas = int(re.match(r"\d+", next(v for k, v in row.items() if "maxReplicas" in k)).group(0))
+        assert replicas == nodes, row
+        slots = int(re.match(r"\d+", row["`trial_driver` slots on the head"]).group(0))
+        assert slots >= gpus / per_trial, row
+        trials = int(next(v for k, v in row.items() if k.startswith("Concurrent trials")))
+        assert trials == gpus / per_trial, f"{row}: {gpus} GPUs / {per_trial:g} per trial"
+        if gpus < MAX_SHAPE_GPUS:
+            assert f"resources.max_concurrent_trials={trials}" in row["To change"], row
+            assert f"maxReplicas: {nodes}" in row["To change"] and f"max_workers: {nodes}" in row["To change"]
+
+
+@pytest.mark.unit
+def test_rayjob_retries():
+    ((_, job),) = _of_kind("RayJob")
+    spec = job["spec"]
+    # spec.backoffLimit: reruns of a failed job, each on a fresh RayCluster (a rerun
+    # starts the grid over, so keep it small); submitterConfig.backoffLimit: the
+    # submitter pod's K8s Job retries (it never resubmits a submitted job).
+    assert 1 <= spec.get("backoffLimit", 0) <= 3, f"RayJob spec.backoffLimit is {spec.get('backoffLimit')}"
+    assert spec.get("submitterConfig", {}).get("backoffLimit", 0) >= 1
+
+
+# --------------------------------------------------------------------------- #
 # MLflow server
 # --------------------------------------------------------------------------- #
 def test_mlflow_deployment_args_parse_with_mlflow_cli():
@@ -643,8 +866,6 @@ def test_bias_inherit_submit_excludes_what_the_plain_lines_exclude():
         missing = set(excludes) - set(EXCLUDES)
         assert not missing, f"bias-inherit submit would upload what the {where} line excludes: {missing}"
 
-
-PAPER_CONFIGS = sorted((REPO / "configs").glob("paper_*.yaml"))
 
 
 @pytest.mark.unit
