@@ -147,6 +147,10 @@ def test_vllm_on_cpu_takes_cpu_bundles_and_serves_the_adapter_as_lora(gen_cfg, m
     request = to_engine_request({"messages": [], "sampling_params": {}}, lora_model="checkpoint_2")
     assert request["model"] == "checkpoint_2"
     assert "model" not in to_engine_request({"messages": [], "sampling_params": {}})
+    seeded = {"messages": [], "sampling_params": {"seed": 7, "temperature": 0.8}}
+    assert to_engine_request(seeded)["sampling_params"]["seed"] == 7
+    assert to_engine_request(seeded, seeded=False)["sampling_params"] == {"temperature": 0.8}
+    assert seeded["sampling_params"]["seed"] == 7               # the row itself is not changed
 
 
 def test_an_object_store_checkpoint_keeps_its_scheme_and_an_empty_adapter_is_refused(tmp_path):

@@ -58,7 +58,7 @@ def test_vllm_on_cpu_generates_the_same_seed_rows_as_hf_with_the_same_contract(t
 
 def test_the_generate_command_runs_vllm_on_cpu_and_a_rerun_is_a_cache_hit(tmp_path):
     command = [sys.executable, "-m", "ray_jobs.cli", "generate", "configs/smoke.yaml",
-               "generation.engine=vllm", "generation.samples_per_type=16",
+               "generation.engine=vllm", "generation.samples_per_type=16", "ratios=[0.0,0.2]",
                "generation.shard_size=8", f"storage_path={tmp_path / 'storage'}",
                f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"]
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1500)

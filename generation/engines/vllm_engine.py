@@ -60,6 +60,11 @@ def vllm_processor_config(model_source: str, gen_cfg: Any, on_gpu: bool = True,
         extra["placement_group_config"] = {"bundles": [{"CPU": gen_cfg.cpus_per_actor}]}
         extra["runtime_env"] = {"env_vars": {
             "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)}}
+        # The chat-template, tokenize and detokenize actors are light: at a whole CPU each they
+        # would hold the cores the engine replicas need, and on a small node the engine waits
+        # forever for its bundle.
+        light = {"num_cpus": 0.1, "concurrency": 1}
+        extra.update(chat_template_stage=light, tokenize_stage=light, detokenize_stage=light)
     return vLLMEngineProcessorConfig(
         model_source=model_source,
         engine_kwargs={**engine_kwargs, **gen_cfg.engine_kwargs},
@@ -70,10 +75,16 @@ def vllm_processor_config(model_source: str, gen_cfg: Any, on_gpu: bool = True,
     )
 
 
-def to_engine_request(row: dict, lora_model: str | None = None) -> dict:
+def to_engine_request(row: dict, lora_model: str | None = None, seeded: bool = True) -> dict:
     """Our preprocessed row already has the `messages` and `sampling_params` vLLM reads; with an
-    adapter, `model` names the LoRA the row is generated with."""
-    request = {**row, "messages": row["messages"], "sampling_params": row["sampling_params"]}
+    adapter, `model` names the LoRA the row is generated with. `seeded=False` drops the per-row
+    sampling seed: vLLM's CPU build fails on seeded requests (its CPU generator has no offset),
+    so on CPUs the rows are sampled unseeded and a rerun of the engine is not row-identical
+    (the cache still makes a rerun of the config identical)."""
+    params = dict(row["sampling_params"])
+    if not seeded:
+        params.pop("seed", None)
+    request = {**row, "messages": row["messages"], "sampling_params": params}
     if lora_model:
         request["model"] = lora_model
     return request
@@ -92,6 +103,10 @@ def build_vllm_processor(model_source: str, gen_cfg: Any, on_gpu: bool = True,
     import vllm  # noqa: F401  -- fail here, with the extra's name, not deep inside Ray Data
     from ray.data.llm import build_processor
     lora_model = lora_source(gen_cfg.adapter)[1] if gen_cfg.adapter else None
+    # Renaming columns is light work: a whole CPU per map task would wait behind the engine.
+    light = {"num_cpus": 0.1}
     return build_processor(vllm_processor_config(model_source, gen_cfg, on_gpu, max_lora_rank),
-                           preprocess=partial(to_engine_request, lora_model=lora_model),
-                           postprocess=from_engine_response)
+                           preprocess=partial(to_engine_request, lora_model=lora_model,
+                                              seeded=on_gpu),
+                           postprocess=from_engine_response,
+                           preprocess_map_kwargs=light, postprocess_map_kwargs=light)
