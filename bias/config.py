@@ -11,7 +11,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import pkgutil
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -31,10 +30,9 @@ FILE_PREFIX = "file-"   # augmented_files run as bias types named file-<name>
 def known_mitigations() -> tuple[str, ...]:
     """The mitigation modules in training/mitigations/, "none" first. Found by file name without
     importing them (nor training, beyond its package marker): a new mitigation is one module."""
+    from bias import plugins
     spec = importlib.util.find_spec("training.mitigations")
-    found = sorted(m.name for m in pkgutil.iter_modules(spec.submodule_search_locations or [])
-                   if not m.name.startswith("_"))
-    return tuple(sorted(found, key=lambda name: name != "none"))
+    return plugins.module_names(spec.submodule_search_locations or [], first="none")
 
 
 class Strict(BaseModel):

@@ -16,11 +16,11 @@ table and the tasks that read `bbq_categories` pick it up.
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
+
+from bias import plugins
 
 
 @dataclass(frozen=True)
@@ -44,15 +44,9 @@ def article(word: str) -> str:
 
 def names() -> tuple[str, ...]:
     """The spec modules of this package, gender first (no module is imported)."""
-    found = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
-    return tuple(sorted(found, key=lambda n: n != "gender"))
+    return plugins.module_names(__path__, first="gender")
 
 
 @lru_cache(maxsize=None)
 def get(name: str) -> SocialBias:
-    if name not in names():
-        raise ValueError(f"unknown social bias {name!r}; known: {list(names())}")
-    spec = importlib.import_module(f"{__name__}.{name}").SOCIAL_BIAS
-    if spec.name != name:
-        raise ValueError(f"bias/social_biases/{name}.py defines social bias {spec.name!r}")
-    return spec
+    return plugins.load(__name__, name, "SOCIAL_BIAS", "social bias", names())

@@ -12,14 +12,13 @@ A mitigation at γ = 0 has no augmented rows to act on: the grid collapses those
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
 import pandas as pd
 
+from bias import plugins
 from bias.config import MitigationConfig
 
 
@@ -33,18 +32,12 @@ class Mitigation:
 
 def names() -> tuple[str, ...]:
     """The mitigation modules of this package, "none" first (no module is imported)."""
-    found = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
-    return tuple(sorted(found, key=lambda n: n != "none"))
+    return plugins.module_names(__path__, first="none")
 
 
 @lru_cache(maxsize=None)
 def get(name: str) -> Mitigation:
-    if name not in names():
-        raise ValueError(f"unknown mitigation {name!r}; known: {list(names())}")
-    mitigation = importlib.import_module(f"{__name__}.{name}").MITIGATION
-    if mitigation.name != name:
-        raise ValueError(f"training/mitigations/{name}.py defines mitigation {mitigation.name!r}")
-    return mitigation
+    return plugins.load(__name__, name, "MITIGATION", "mitigation", names())
 
 
 def apply_mitigation(mixed: pd.DataFrame, name: str,
