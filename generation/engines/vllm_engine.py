@@ -60,10 +60,10 @@ def vllm_processor_config(model_source: str, gen_cfg: Any, on_gpu: bool = True,
         extra["placement_group_config"] = {"bundles": [{"CPU": gen_cfg.cpus_per_actor}]}
         extra["runtime_env"] = {"env_vars": {
             "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)}}
-        # The chat-template, tokenize and detokenize actors are light: at a whole CPU each they
-        # would hold the cores the engine replicas need, and on a small node the engine waits
-        # forever for its bundle.
-        light = {"num_cpus": 0.1, "concurrency": 1}
+        # The chat-template, tokenize and detokenize actors are light: reserving CPUs for them
+        # would hold the cores the engine replicas and the pipeline's own map tasks need, and on a
+        # small node the pipeline would wait forever for a bundle.
+        light = {"num_cpus": 0, "concurrency": 1}
         extra.update(chat_template_stage=light, tokenize_stage=light, detokenize_stage=light)
     return vLLMEngineProcessorConfig(
         model_source=model_source,
@@ -104,7 +104,7 @@ def build_vllm_processor(model_source: str, gen_cfg: Any, on_gpu: bool = True,
     from ray.data.llm import build_processor
     lora_model = lora_source(gen_cfg.adapter)[1] if gen_cfg.adapter else None
     # Renaming columns is light work: a whole CPU per map task would wait behind the engine.
-    light = {"num_cpus": 0.1}
+    light = {"num_cpus": 0}
     return build_processor(vllm_processor_config(model_source, gen_cfg, on_gpu, max_lora_rank),
                            preprocess=partial(to_engine_request, lora_model=lora_model,
                                               seeded=on_gpu),
