@@ -183,17 +183,21 @@ def run_tests(cells: pd.DataFrame, social_bias: str = "gender", alpha: float = A
     tests = Tests(slopes=slopes, paired=paired, ranking=ranking, drift=drift,
                   extra=pd.DataFrame(extra), social_bias=social_bias, alpha=alpha)
     _bh_family(list(tests.tables().values()), lambda t: ~_is_control(t))
-    # The control is a check of the instrument, not a finding of the study: its own family, so
-    # a planted (known) effect neither needs to survive the study's multiplicity nor lowers the
-    # study's adjusted p-values by adding a guaranteed discovery.
-    _bh_family([tests.extra], _is_control)
+    # The control is a check of the instrument, not a finding of the study: its rows (the
+    # skewed − twin contrast and each control set's own tests) are their own family, so a planted
+    # (known) effect neither needs to survive the study's multiplicity nor lowers the study's
+    # adjusted p-values by adding a guaranteed discovery.
+    _bh_family(list(tests.tables().values()), _is_control)
     return tests
 
 
 def _is_control(table: pd.DataFrame) -> pd.Series:
-    if "test" not in table:
-        return pd.Series(False, index=table.index)
-    return table["test"] == CONTROL_TEST
+    rows = pd.Series(False, index=table.index)
+    if "test" in table:
+        rows |= table["test"] == CONTROL_TEST
+    if "bias_type" in table:
+        rows |= table["bias_type"].isin([CONTROL_SKEWED, CONTROL_NULL])
+    return rows
 
 
 def _bh_family(tables: list[pd.DataFrame], member) -> None:

@@ -446,3 +446,26 @@ def test_plan_power_turns_the_per_item_spread_into_minimum_detectable_effects():
                            "occupation_classification/n_items": 16.0})[0]
     assert "slope_mde" not in one_seed and "1 seed(s)" in one_seed["note"]
     assert "γ-slope mde" in format_power(rows, cfg)
+
+
+@pytest.mark.unit
+def test_the_control_sets_tests_are_their_own_multiplicity_family():
+    """The control's rows (each control set's own slope and the skewed − twin contrast) are
+    adjusted among themselves: adding the control to a grid changes no study row's adjusted p,
+    and the study's rows do not dilute the control's."""
+    cells = simulated_cells(np.random.default_rng(5),
+                            slopes={"control-skewed": 3.0, "control-null": 0.0,
+                                    "contextual-single-explicit": 0.0,
+                                    "contrastive-single-implicit": 0.0})
+    study = cells[~cells["bias_type"].isin(["control-skewed", "control-null"])]
+    with_control, without = fd.run_tests(cells, "gender"), fd.run_tests(study, "gender")
+    s = with_control.slopes
+    control = s[s["bias_type"].isin(["control-skewed", "control-null"])]
+    contrast = with_control.extra[with_control.extra["test"] == fd.CONTROL_TEST]
+    raw = np.concatenate([control["p_value"].to_numpy(float), contrast["p_value"].to_numpy(float)])
+    adjusted = np.concatenate([control["p_adjusted"].to_numpy(float),
+                               contrast["p_adjusted"].to_numpy(float)])
+    assert np.allclose(adjusted, st.bh_adjust(raw))
+    kept = s[~s["bias_type"].isin(["control-skewed", "control-null"])]
+    assert np.allclose(kept.sort_values(["metric", "bias_type", "mitigation"])["p_adjusted"],
+                       without.slopes.sort_values(["metric", "bias_type", "mitigation"])["p_adjusted"])
