@@ -136,6 +136,7 @@ class Tests:
     social_bias: str = "gender"
     alpha: float = ALPHA
     notes: list[str] = field(default_factory=list)
+    item_mde: dict[str, float] = field(default_factory=dict)   # metric -> one cell's item mde
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"slopes": self.slopes, "paired": self.paired, "ranking": self.ranking,
@@ -182,6 +183,10 @@ def run_tests(cells: pd.DataFrame, social_bias: str = "gender", alpha: float = A
                   for m in bias_metrics]
     tests = Tests(slopes=slopes, paired=paired, ranking=ranking, drift=drift,
                   extra=pd.DataFrame(extra), social_bias=social_bias, alpha=alpha)
+    for metric in bias_metrics:   # what a grid too small to test across seeds can still say
+        sd, n = f"{metric}_item_sd", f"{metric.partition('/')[0]}/n_items"
+        if sd in cells and n in cells:
+            tests.item_mde[metric] = st.item_mde(float(cells[sd].mean()), float(cells[n].mean()))
     _bh_family(list(tests.tables().values()), lambda t: ~_is_control(t))
     # The control is a check of the instrument, not a finding of the study: its rows (the
     # skewed − twin contrast and each control set's own tests) are their own family, so a planted
@@ -246,13 +251,16 @@ def _rows(frame: pd.DataFrame, **match) -> pd.DataFrame:
 
 
 def _from_row(f: Finding, metric: str, label: str, row: pd.Series | None, est: str,
-              alpha: float, bias_type: str = st.POOLED) -> Verdict:
+              alpha: float, bias_type: str = st.POOLED, item_mde: dict | None = None) -> Verdict:
+    item_mde = item_mde or {}
     if row is None:
         return Verdict(claim=f.claim, metric=metric, test=label, bias_type=bias_type,
                        verdict="not measured")
-    note = str(row.get("note") or "")
+    note, mde = str(row.get("note") or ""), row.get("mde", np.nan)
+    if note == st.TOO_FEW_SEEDS and np.isfinite(item_mde.get(metric, np.nan)):
+        mde, note = item_mde[metric], f"{note}; mde from one cell's items alone (a lower bound)"
     return Verdict(claim=f.claim, metric=metric, test=label, bias_type=bias_type,
-                   estimate=row[est], p_adjusted=row["p_adjusted"], mde=row.get("mde", np.nan),
+                   estimate=row[est], p_adjusted=row["p_adjusted"], mde=mde,
                    verdict=_verdict(row[est], row["p_adjusted"], f.expected, alpha), note=note)
 
 
@@ -275,8 +283,8 @@ def check_findings(tests: Tests, metric_names) -> list[Verdict]:
             label = "mean per-seed slope vs γ, mitigation none"
             ordered = ([r for _, r in rows.iterrows() if r["bias_type"] != st.POOLED]
                        + [r for _, r in rows.iterrows() if r["bias_type"] == st.POOLED])
-            out += [_from_row(f, metric, label, r, "slope", tests.alpha, r["bias_type"])
-                    for r in ordered] or [_from_row(f, metric, label, None, "slope", tests.alpha)]
+            out += [_from_row(f, metric, label, r, "slope", tests.alpha, r["bias_type"],
+                              tests.item_mde) for r in ordered] or [_from_row(f, metric, label, None, "slope", tests.alpha)]
         elif f.test in ("slope", "window"):
             rows = _rows(tests.extra, metric=metric)
             row = rows.iloc[0] if len(rows) else None

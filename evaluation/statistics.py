@@ -134,6 +134,16 @@ def seed_slopes(cells: pd.DataFrame, metric: str, x: str = "ratio") -> pd.Series
                                        include_groups=False).astype(float)
 
 
+def item_mde(item_sd: float, n_items: float, alpha: float = ALPHA, power: float = POWER) -> float:
+    """The smallest shift of one cell's mean that its own items could detect (normal
+    approximation, item sampling only): a lower bound on what any test of that cell can see,
+    and all a grid with too few seeds can say about its sensitivity."""
+    if not (np.isfinite(item_sd) and n_items and n_items > 1):
+        return NAN
+    return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * item_sd
+                 / math.sqrt(n_items))
+
+
 def slope_test(cells: pd.DataFrame, metric: str, x: str = "ratio") -> SeedTest:
     """Mean per-seed slope of `metric` against `x`, tested across seeds."""
     return seed_test(seed_slopes(cells, metric, x).tolist())

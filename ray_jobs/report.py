@@ -370,14 +370,17 @@ def _analyses_section(client, parent, plots: dict[str, bytes], stats: dict) -> S
 
 
 def tested_findings(findings) -> list[str]:
-    """One line per finding that was tested (not "not measured"): verdict, claim, bias type,
-    estimate, BH-adjusted p, and the smallest effect the test could have detected."""
+    """One line per finding that was tested: verdict, claim, bias type, estimate, BH-adjusted p,
+    and the smallest effect the test could have detected. A finding a grid has too few seeds to
+    test is listed too when its estimate and an item-level mde exist (what the cells can say)."""
     lines = []
     for f in findings:
-        if f.verdict == "not measured":
-            continue
-        lines.append(f"  {f.verdict:15} {f.claim} [{f.bias_type}]: estimate {f.estimate:.4g}, "
-                     f"adjusted p {f.p_adjusted:.3g}, mde {f.mde:.3g}")
+        if f.verdict != "not measured":
+            lines.append(f"  {f.verdict:15} {f.claim} [{f.bias_type}]: estimate {f.estimate:.4g}, "
+                         f"adjusted p {f.p_adjusted:.3g}, mde {f.mde:.3g}")
+        elif math.isfinite(f.estimate) and math.isfinite(f.mde):
+            lines.append(f"  {'not tested':15} {f.claim} [{f.bias_type}]: estimate {f.estimate:.4g}, "
+                         f"{f.note.split(';')[0]}; mde {f.mde:.3g} from one cell's items")
     return lines
 
 

@@ -469,3 +469,21 @@ def test_the_control_sets_tests_are_their_own_multiplicity_family():
     kept = s[~s["bias_type"].isin(["control-skewed", "control-null"])]
     assert np.allclose(kept.sort_values(["metric", "bias_type", "mitigation"])["p_adjusted"],
                        without.slopes.sort_values(["metric", "bias_type", "mitigation"])["p_adjusted"])
+
+
+@pytest.mark.unit
+def test_a_grid_with_too_few_seeds_still_says_its_item_level_mde():
+    """One seed: nothing is tested across seeds, but each slope row carries the smallest shift of
+    one cell its items could detect, from the logged per-item sd: 2.8 sd / sqrt(n) at 80% power."""
+    cells = simulated_cells(np.random.default_rng(6), seeds=1,
+                            slopes={"contextual-single-explicit": 1.0})
+    cells = cells.assign(**{f"{METRIC}_item_sd": 0.7, "occupation_classification/n_items": 49.0})
+    tests = fd.run_tests(cells, "gender")
+    expected = (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * 0.7 / 7.0
+    assert tests.item_mde[METRIC] == pytest.approx(expected)
+    verdicts = [v for v in fd.check_findings(tests, cells.columns) if v.metric == METRIC
+                and v.test == "mean per-seed slope vs γ, mitigation none"]
+    assert len(verdicts) == 2 and all(v.verdict == "not measured" for v in verdicts)
+    assert all(v.mde == pytest.approx(expected) and "items alone" in v.note for v in verdicts)
+    without = fd.run_tests(cells.drop(columns=[f"{METRIC}_item_sd"]), "gender")   # the control
+    assert METRIC not in without.item_mde
