@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     import torch
 
 
-
 def _inference_mode(fn):
     """torch.inference_mode() around `fn`, with torch imported at call time: the task modules
     import this one, and reading their declarations (validate, pre-flight, report) needs no torch."""

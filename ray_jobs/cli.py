@@ -51,7 +51,7 @@ def add_commands(sub) -> None:
     p.add_argument("--config", help="take the experiment name and tracking URI from a config")
     p.add_argument("--tracking-uri")
     p.add_argument("--parent-run", help="a parent run id (default: the latest)")
-    p.add_argument("--social-bias", action="append", help="gender or culture")
+    p.add_argument("--social-bias", action="append", help="a social bias: gender, culture, age")
     p.add_argument("--bias-type", action="append")
     p.add_argument("--ratio", action="append")
     p.add_argument("--mitigation", action="append")

@@ -7,7 +7,7 @@
 local directory. --adapter applies a peft LoRA adapter on top of it (PeftModel.from_pretrained,
 no merged copy). Every task's items are loaded before the model, so a missing dataset fails
 before any model work. Unknown tasks, missing data and unloadable models print one `error:`
-line and exit 2 (the CLI's `_user_errors`).
+line and exit 2 (`bias.errors.USER_ERRORS`).
 """
 from __future__ import annotations
 

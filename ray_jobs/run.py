@@ -184,10 +184,10 @@ def run_command(config: str, overrides: list[str], address: str | None,
 
 def add_commands(sub) -> None:
     """Register `run` and `resume` on the CLI's subparsers (`handler` each)."""
-    add_experiment_arguments(sub.add_parser(
-        "run", help="run an experiment (generation + grid + evaluation)"))
-    sub.choices["run"].set_defaults(handler=lambda args: run_command(
-        args.config, args.overrides, args.address, args.tracking_uri, args.verbose))
+    p = sub.add_parser("run", help="run an experiment (generation + grid + evaluation)")
+    add_experiment_arguments(p)
+    p.set_defaults(handler=lambda args: run_command(args.config, args.overrides, args.address,
+                                                    args.tracking_uri, args.verbose))
     p = sub.add_parser("resume", help="finish the unfinished cells of an interrupted grid")
     p.add_argument("experiment", help="MLflow experiment name, or the experiment's config file")
     p.add_argument("--parent-run", help="the parent run to resume (default: the latest)")

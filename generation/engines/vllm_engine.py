@@ -84,7 +84,7 @@ def to_engine_request(row: dict, lora_model: str | None = None, seeded: bool = T
     params = dict(row["sampling_params"])
     if not seeded:
         params.pop("seed", None)
-    request = {**row, "messages": row["messages"], "sampling_params": params}
+    request = {**row, "sampling_params": params}
     if lora_model:
         request["model"] = lora_model
     return request
