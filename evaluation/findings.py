@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from bias import metric_names
 from bias.config import CONTROL_NULL, CONTROL_SKEWED
 from evaluation import statistics as st
 
@@ -184,7 +185,7 @@ def run_tests(cells: pd.DataFrame, social_bias: str = "gender", alpha: float = A
     tests = Tests(slopes=slopes, paired=paired, ranking=ranking, drift=drift,
                   extra=pd.DataFrame(extra), social_bias=social_bias, alpha=alpha)
     for metric in bias_metrics:   # what a grid too small to test across seeds can still say
-        sd, n = f"{metric}_item_sd", f"{metric.partition('/')[0]}/n_items"
+        sd, n = f"{metric}_item_sd", metric_names.task_metric(metric_names.task_of(metric), "n_items")
         if sd in cells and n in cells:
             tests.item_mde[metric] = st.item_mde(float(cells[sd].mean()), float(cells[n].mean()))
     _bh_family(list(tests.tables().values()), lambda t: ~_is_control(t))
