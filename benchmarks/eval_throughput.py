@@ -9,8 +9,7 @@ on the same model and items, in one run.
               left-padded batches.
 Tokens/s counts tokens fed through the model (likelihood) or generated (generation). The two
 paths must agree: the same argmax labels, and the same greedy text. Ours runs as
-evaluation/runner.py runs it: in fp32 on a CPU, on packed weights (bias/packed_linears.py); there
-it is also timed on torch's matmul, which gives that lever's own factor in the same run.
+evaluation/runner.py runs it.
 
     python benchmarks/eval_throughput.py                 # SmolLM2-135M, 48 bios, 24 prompts
     python benchmarks/eval_throughput.py --dtype fp32    # as a CPU without bf16 scores
@@ -34,7 +33,6 @@ from _results import add_json_option, write_results  # noqa: E402
 from bias.bios import matched_bio_pairs, write_bios  # noqa: E402
 from bias.formats import occupation_prompt, occupation_target  # noqa: E402
 from bias.models import SMOLLM2, TINY, load_causal_lm, load_tokenizer, pick_dtype  # noqa: E402
-from bias.packed_linears import packed_frozen_linears  # noqa: E402
 from bias.vocabulary import OCCUPATIONS  # noqa: E402
 from evaluation.scoring import generate_greedy, label_loglikelihoods  # noqa: E402
 from evaluation.tasks.salary_recommendation import QUESTION  # noqa: E402
@@ -98,18 +96,12 @@ def main(argv=None) -> dict:
     gen_prompts = [f"Biography: {r['text']}\n{QUESTION}" for r in pairs][:args.prompts]
     new_tokens = len(gen_prompts) * args.max_new_tokens
 
-    def ours(packed: bool):
-        started = time.perf_counter()   # the packing counts, in the likelihood's time
-        with packed_frozen_linears(model, "cpu", packed, gradients=False) as n_packed:
-            scores = label_loglikelihoods(model, tokenizer, prompts, labels, args.batch_size)
-            t_scores = time.perf_counter() - started
-            text, t_text = timed(generate_greedy, model, tokenizer, gen_prompts,
-                                 args.max_new_tokens, args.batch_size)
-        return scores, t_scores, text, t_text, n_packed
-
     naive_scores, t_naive = timed(naive_loglikelihoods, model, tokenizer, prompts, labels)
     naive_text, g_naive = timed(naive_generate, model, tokenizer, gen_prompts, args.max_new_tokens)
-    ours_scores, t_ours, ours_text, g_ours, n_packed = ours(True)   # as evaluation/runner.py
+    ours_scores, t_ours = timed(label_loglikelihoods, model, tokenizer, prompts, labels,
+                                args.batch_size)
+    ours_text, g_ours = timed(generate_greedy, model, tokenizer, gen_prompts, args.max_new_tokens,
+                              args.batch_size)
     agree = (naive_scores.argmax(1) == ours_scores.argmax(1)).float().mean().item()
     same_text = sum(a == b for a, b in zip(naive_text, ours_text)) / len(gen_prompts)
 
@@ -121,14 +113,7 @@ def main(argv=None) -> dict:
         "generation_naive_tokens_per_s": new_tokens / g_naive,
         "generation_batched_tokens_per_s": new_tokens / g_ours,
         "generation_speedup": g_naive / g_ours, "generation_same_text": same_text,
-        "packed_linears": n_packed,
     }
-    if n_packed:   # the packing lever alone: ours again on torch's matmul
-        _, t_torch, _, g_torch, _ = ours(False)
-        figures.update(likelihood_torch_matmul_tokens_per_s=label_tokens / t_torch,
-                       generation_torch_matmul_tokens_per_s=new_tokens / g_torch,
-                       likelihood_packed_over_torch=t_torch / t_ours,
-                       generation_packed_over_torch=g_torch / g_ours)
     print(f"model {name} ({figures['dtype']}, {figures['threads']} threads, "
           f"{model.config._attn_implementation} attention); "
           f"{len(prompts)} bios x {len(labels)} labels, {len(gen_prompts)} generation prompts")
@@ -139,12 +124,6 @@ def main(argv=None) -> dict:
     print(f"{'generation':12} {figures['generation_naive_tokens_per_s']:12.0f} "
           f"{figures['generation_batched_tokens_per_s']:14.0f} {figures['generation_speedup']:8.1f}x "
           f"{same_text:10.0%}")
-    if n_packed:
-        print(f"ours ran {n_packed} frozen linears on packed weights; on torch's matmul instead: "
-              f"likelihood {figures['likelihood_torch_matmul_tokens_per_s']:.0f} tok/s "
-              f"(packed x{figures['likelihood_packed_over_torch']:.2f}), generation "
-              f"{figures['generation_torch_matmul_tokens_per_s']:.0f} "
-              f"(packed x{figures['generation_packed_over_torch']:.2f})")
     write_results(args.json, "eval_throughput", figures, argv)
     return figures
 

@@ -16,8 +16,7 @@ run beside its idle cluster), so every figure's two timings average to the same 
 All use the same model, rows, LoRA config, batch size and step count, after WARMUP_STEPS untimed
 steps (torch.compile compiles there; its time is printed apart). Tokens/s counts non-pad tokens
 over the loop's wall time, batching included. The ceiling is the measured dense matmul rate of
-the run's dtype (the best of three readings: start, middle, end of the run; each taken with
-torch's matmul and with oneDNN's on a packed weight, as our loop's frozen linears run) divided by 4·N FLOP
+the run's dtype (the best of three readings: start, middle, end of the run) divided by 4·N FLOP
 per token (LoRA: forward 2N + activation gradients 2N; frozen weights need no weight gradients),
 N = the model's parameters. Beside it, the bound no loop with these matmuls can pass: the same
 model's frozen matmuls alone (forward and input gradient of every linear, nothing else), timed at
@@ -55,7 +54,6 @@ from bias.config import ExperimentConfig, ResourcesConfig  # noqa: E402
 from bias.local_ray import start_local_ray  # noqa: E402
 from bias.models import (ARCHITECTURES, RANDOM_PREFIX, SMOLLM2, TINY,  # noqa: E402
                          compile_available, load_causal_lm, load_tokenizer, pick_dtype)
-from bias.packed_linears import packed_frozen_linears  # noqa: E402
 from training.lora_loop import (collate, decoder_compiled, lora_wrap,  # noqa: E402
                                 tokenize_examples, train_epochs)
 from training.token_loss import causal_lm_loss  # noqa: E402
@@ -75,19 +73,13 @@ def best_settings() -> dict:
 
 
 def matmul_flops(dtype: torch.dtype, size: int = 1024, seconds: float = 2.0,
-                 device: str = "cpu", packed: bool = False) -> float:
-    """Measured dense matmul FLOP/s for `dtype` on this process's threads (or on the GPU);
-    `packed`: oneDNN's matmul on a weight packed once (bias/packed_linears.py, CPU only)."""
+                 device: str = "cpu") -> float:
+    """Measured dense matmul FLOP/s for `dtype` on this process's threads (or on the GPU)."""
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
-    if packed:
-        weight = torch.ops.mkldnn._reorder_linear_weight(b)
 
-        def product():
-            return torch.ops.mkldnn._linear_pointwise(a, weight, None, "none", [], "")
-    else:
-        def product():
-            return a @ b
+    def product():
+        return a @ b
     for _ in range(3):
         product()
     synchronize(device)
@@ -102,15 +94,8 @@ def matmul_flops(dtype: torch.dtype, size: int = 1024, seconds: float = 2.0,
 
 
 def matmul_readings(dtype: torch.dtype, seconds: float) -> dict[str, float]:
-    """One reading of the machine's matmul rate two ways: torch's matmul, and oneDNN on a weight
-    packed once where oneDNN runs the dtype (a little faster than torch's in bf16, which our
-    loop does not use, much faster in fp32, which it does: bias/packed_linears.py). The ceiling
-    takes the faster, so no fraction of it is flattered by a slow reading."""
-    readings = {"torch": matmul_flops(dtype, seconds=seconds)}
-    if torch.backends.mkldnn.is_available() and (
-            dtype == torch.float32 or torch.ops.mkldnn._is_mkldnn_bf16_supported()):
-        readings["packed"] = matmul_flops(dtype, seconds=seconds, packed=True)
-    return readings
+    """One reading of the machine's matmul rate (torch's matmul)."""
+    return {"torch": matmul_flops(dtype, seconds=seconds)}
 
 
 def matmuls_alone(model: torch.nn.Module, rows: int):
@@ -189,8 +174,7 @@ def split_examples(args) -> tuple[list[dict], list[dict], int]:
 
 def plain_loop(args, model_overrides: dict | None = None, lora: dict | None = None,
                dtype: torch.dtype | None = None, compiled: bool = False, bucketed: bool | None = None,
-               threads: int | None = None, target_only_loss: bool = False,
-               packed_linears: bool = False) -> dict:
+               threads: int | None = None, target_only_loss: bool = False) -> dict:
     """(a): what a hand-rolled script does, on the batches our sampler draws with the config's
     defaults (so (a) and (b) do the same work). The keyword arguments are the lever ablations."""
     from training.batching import source_stratified_batches
@@ -218,8 +202,7 @@ def plain_loop(args, model_overrides: dict | None = None, lora: dict | None = No
         optimizer.zero_grad(set_to_none=True)
         return int(batch["attention_mask"].sum()), batch["attention_mask"].numel()
 
-    with (decoder_compiled(model) if compiled else nullcontext(),
-          packed_frozen_linears(model, args.device, packed_linears)):
+    with decoder_compiled(model) if compiled else nullcontext():
         started = time.perf_counter()
         for step in range(WARMUP_STEPS):
             run(warmup[step * args.batch_size:(step + 1) * args.batch_size])
@@ -459,8 +442,6 @@ def lever_ablation(args, plain_rate: float, dtype: torch.dtype) -> dict:
     }
     if dtype == torch.bfloat16:
         variants["fp32"] = {"dtype": torch.float32}
-        variants["fp32_packed_linears"] = {"dtype": torch.float32, "packed_linears": True}
-    variants["packed_linears"] = {"packed_linears": True}   # bf16: the LM head alone
     if not compile_available():
         variants.pop("compile")
     out = {}

@@ -97,14 +97,15 @@ class ModelConfig(Strict):
     # (one kernel instead of eight elementwise ops with an fp32 copy between them; one rounding
     # instead of two, closer to fp64).
     fused_rms_norm: bool = True
-    # CPUs: training and scoring run frozen fp32 linears (LoRA's base layers, the LM head) on
-    # oneDNN weights packed once per run (`bias/packed_linears.py`): the frozen weights never
-    # change, so packing once avoids torch's slower fp32 BLAS path on every matmul. Costs two
-    # packed copies of those weights while training (SmolLM2: ~1 GB), one while scoring. In bf16
-    # only the LM head is packed (113 MB): torch lays that largest weight out afresh on every
-    # call; the decoder's bf16 linears are left alone (the custom op's per-call overhead ate
-    # what packing them saved). Figures: docs/performance.md.
-    packed_linears: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired_keys(cls, data):
+        # `packed_linears` (private oneDNN ops) was retired: it did not pay on the default bf16
+        # path (docs/performance.md). Configs logged with it still load; the key does nothing.
+        if isinstance(data, dict) and "packed_linears" in data:
+            data = {k: v for k, v in data.items() if k != "packed_linears"}
+        return data
 
 
 class LoraConfigModel(Strict):

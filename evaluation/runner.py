@@ -6,7 +6,6 @@ import time
 import csv
 import json
 
-from bias.packed_linears import packed_frozen_linears
 from bias.paths import MissingDataError
 from evaluation.tasks import TASKS
 
@@ -33,19 +32,15 @@ def load_suite(cfg) -> dict[str, list[dict]]:
 
 
 def evaluate_suite(model, tokenizer, cfg, items: dict[str, list[dict]] | None = None) -> dict[str, float]:
-    """`items`: the output of `load_suite`; tasks missing from it load their items here. On a
-    CPU the frozen fp32 linears (in bf16 the LM head alone) score on packed weights
-    (`model.packed_linears`, bias/packed_linears.py: no weight re-layout on every matmul)."""
+    """`items`: the output of `load_suite`; tasks missing from it load their items here."""
     model.eval()
     metrics: dict[str, float] = {}
-    device = next(model.parameters()).device
-    with packed_frozen_linears(model, device, cfg.model.packed_linears, gradients=False):
-        for name in cfg.evaluation.tasks:
-            task = TASKS[name]
-            started = time.perf_counter()
-            task_items = items[name] if items and name in items else load_task(name, cfg)
-            for key, value in task.evaluate(model, tokenizer, task_items, cfg).items():
-                metrics[f"{name}/{key}"] = float(value)
-            metrics[f"{name}/n_items"] = float(len(task_items))
-            metrics[f"{name}/seconds"] = time.perf_counter() - started
+    for name in cfg.evaluation.tasks:
+        task = TASKS[name]
+        started = time.perf_counter()
+        task_items = items[name] if items and name in items else load_task(name, cfg)
+        for key, value in task.evaluate(model, tokenizer, task_items, cfg).items():
+            metrics[f"{name}/{key}"] = float(value)
+        metrics[f"{name}/n_items"] = float(len(task_items))
+        metrics[f"{name}/seconds"] = time.perf_counter() - started
     return metrics

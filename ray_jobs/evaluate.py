@@ -93,8 +93,6 @@ def load_model(name: str, adapter: str | None, dtype_preference: str = "auto"):
     if adapter:
         from peft import PeftModel
         model = PeftModel.from_pretrained(model, adapter)
-    # Scoring only: frozen weights, so the CPU scores fp32 linears on packed weights
-    # (evaluation/runner.py).
     return model.eval().requires_grad_(False), tokenizer
 
 

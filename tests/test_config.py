@@ -86,6 +86,16 @@ def test_task_limits_override_the_shared_limit_per_task(tmp_path):
 
 
 @pytest.mark.unit
+def test_a_config_logged_with_a_retired_model_key_still_loads(tmp_path):
+    """model.packed_linears was retired; configs logged to MLflow before that must still load
+    (resume, report), while an unknown key of any other name is still refused."""
+    cfg = load_config(write_config(tmp_path / "c.yaml"), ["model.packed_linears=true"])
+    assert "packed_linears" not in cfg.model.model_dump()
+    with pytest.raises(ConfigError, match="model.packed_linear"):
+        load_config(write_config(tmp_path / "d.yaml"), ["model.packed_linear=true"])
+
+
+@pytest.mark.unit
 def test_unreadable_and_malformed_files(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "missing.yaml")

@@ -185,149 +185,6 @@ def test_fused_rms_norms_match_hf_on_gpus_only(tiny_model, monkeypatch):
             assert fused == 0 and not any("forward" in vars(n) for n in norms)
 
 
-def test_packed_frozen_linears_match_torch_and_leave_adapters_alone(tiny_model):
-    """model.packed_linears: inside the block every frozen fp32 nn.Linear (LoRA's base layers,
-    the LM head) runs on packed oneDNN weights, with torch's loss, adapter gradients and input
-    gradients; the adapters stay plain; after the block the class's forward is back and the
-    packed copies are gone. The custom op passes torch's own checks (fake shapes, autograd).
-    In bf16 the LM head alone is packed, with torch's outputs and input gradients to bf16's
-    precision; disabled runs and GPUs are left alone."""
-    from bias.config import ExperimentConfig
-    from bias.models import load_causal_lm
-    from bias.packed_linears import _PACKED, packable, packed_frozen_linears, packed_linear
-    from training.lora_loop import lora_wrap
-    if not torch.backends.mkldnn.is_available():
-        pytest.skip("torch built without oneDNN")
-    dtype = torch.float32
-    torch.manual_seed(0)
-    cfg = ExperimentConfig(name="packed", bias_types=["neutral"], ratios=[0.0])
-    model = lora_wrap(load_causal_lm(tiny_model, dtype), cfg)
-    for name, param in model.named_parameters():   # non-zero B: adapters that change outputs
-        if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.05)
-    frozen = [m for m in model.modules() if type(m) is torch.nn.Linear and not m.weight.requires_grad]
-    adapters = [m for m in model.modules() if type(m) is torch.nn.Linear and m.weight.requires_grad]
-    assert frozen and adapters and all(packable(m) for m in frozen)
-    ids = torch.randint(0, model.config.vocab_size, (2, 9))
-
-    def loss_and_grads():
-        model.zero_grad()
-        embeds = model.get_input_embeddings()(ids).detach().requires_grad_()
-        loss = model(inputs_embeds=embeds, labels=ids).loss
-        loss.backward()
-        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad], \
-            embeds.grad
-
-    plain = loss_and_grads()
-    with packed_frozen_linears(model, "cpu") as packed:
-        assert packed == len(frozen) and len(_PACKED) >= packed
-        assert all("forward" in vars(m) for m in frozen)
-        assert not any("forward" in vars(m) for m in adapters)
-        calls = torch.autograd.profiler.profile()
-        with calls:
-            got = loss_and_grads()
-        names = [e.name for e in calls.function_events]
-        assert names.count("bias_inherit::packed_linear") >= 2 * len(frozen)   # forward, backward
-        x = torch.randn(3, 4, frozen[0].in_features, dtype=dtype, requires_grad=True)
-        torch.library.opcheck(packed_linear, (x, frozen[0]._packed_linear_key, False))
-    tolerance = {"rtol": 1e-5, "atol": 1e-6}
-    torch.testing.assert_close(got[0], plain[0], **tolerance)
-    for got_grad, plain_grad in zip(got[1], plain[1], strict=True):
-        torch.testing.assert_close(got_grad, plain_grad, **tolerance)
-    torch.testing.assert_close(got[2], plain[2], **tolerance)
-    assert not any("forward" in vars(m) for m in frozen)
-    assert not any(m._packed_linear_key in _PACKED for m in frozen)
-    for device, enabled in (("cpu", False), ("cuda", True)):
-        with packed_frozen_linears(model, device, enabled) as packed:
-            assert packed == 0 and not any("forward" in vars(m) for m in frozen)
-    model.to(torch.bfloat16)
-    head = model.get_output_embeddings()
-    hidden = torch.randn(2, 9, head.in_features)
-
-    def head_output_and_input_gradient():
-        x = hidden.to(torch.bfloat16).requires_grad_()
-        out = head(x)
-        out.float().square().mean().backward()
-        return out.detach().float(), x.grad.float()
-
-    plain_bf16 = head_output_and_input_gradient()
-    with packed_frozen_linears(model, "cpu") as packed:
-        assert packed == 1 and "forward" in vars(head)
-        assert not any("forward" in vars(m) for m in frozen if m is not head)
-        got_bf16 = head_output_and_input_gradient()
-    for got_tensor, plain_tensor in zip(got_bf16, plain_bf16, strict=True):
-        torch.testing.assert_close(got_tensor, plain_tensor, rtol=2e-2, atol=1e-3)
-    assert "forward" not in vars(head) and head._packed_linear_key not in _PACKED
-
-
-def test_packed_linears_fall_back_to_torch_with_a_warning_where_onednn_cannot_pack(tiny_model,
-                                                                                   monkeypatch):
-    """A oneDNN build that cannot pack (fault injected into the reorder): a warning, nothing
-    patched, no packed copy left behind, and the model still runs on torch's matmul."""
-    from bias.models import load_causal_lm
-    from bias.packed_linears import _PACKED, packed_frozen_linears
-    if not torch.backends.mkldnn.is_available():
-        pytest.skip("torch built without oneDNN")
-    model = load_causal_lm(tiny_model, torch.float32).requires_grad_(False)
-
-    def cannot_pack(weight):
-        raise RuntimeError("no oneDNN reorder for this weight")
-
-    monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight", cannot_pack)
-    before = set(_PACKED)
-    with pytest.warns(UserWarning, match="could not pack"), \
-            packed_frozen_linears(model, "cpu") as packed:
-        assert packed == 0 and set(_PACKED) == before
-        assert not any("forward" in vars(m) for m in model.modules())
-        logits = model(input_ids=torch.tensor([[1, 2, 3]])).logits
-    assert torch.isfinite(logits).all()
-
-
-def test_scoring_on_packed_linears_gives_torch_metrics_and_packs_the_forward_only(tiny_model):
-    """evaluate_suite scores a frozen fp32 model on packed weights (model.packed_linears): the
-    same metrics as torch's matmul; the packed op runs only when the setting is on; a scoring
-    block packs W alone, so backpropagating through it is a clear error; a block opened inside
-    another (training's, say) leaves the outer block's linears packed and patched."""
-    from bias.config import ExperimentConfig
-    from bias.models import load_causal_lm, load_tokenizer
-    from bias.packed_linears import _PACKED, packed_frozen_linears
-    from evaluation.runner import evaluate_suite
-    if not torch.backends.mkldnn.is_available():
-        pytest.skip("torch built without oneDNN")
-    model = load_causal_lm(tiny_model, torch.float32).requires_grad_(False)
-    tok = load_tokenizer(tiny_model)
-
-    def scored(packed_linears: bool) -> tuple[dict, int]:
-        cfg = ExperimentConfig(name="t", bias_types=["neutral"], ratios=[0.0],
-                               model={"packed_linears": packed_linears},
-                               evaluation={"limit": 6, "batch_size": 4})
-        with torch.autograd.profiler.profile() as calls:
-            metrics = evaluate_suite(model, tok, cfg)
-        names = [e.name for e in calls.function_events]
-        return metrics, names.count("bias_inherit::packed_linear")
-
-    (plain, plain_calls), (packed, packed_calls) = scored(False), scored(True)
-    assert plain_calls == 0 and packed_calls > 0
-    assert set(plain) == set(packed)
-    for key, value in plain.items():
-        if not key.endswith("/seconds"):
-            assert packed[key] == pytest.approx(value, rel=1e-4, abs=1e-6, nan_ok=True), key
-    assert not any("forward" in vars(m) for m in model.modules()) and not _PACKED
-
-    ids = torch.tensor([[1, 2, 3, 4]])
-    embeds = model.get_input_embeddings()(ids).detach().requires_grad_()
-    with packed_frozen_linears(model, "cpu", gradients=False):
-        loss = model(inputs_embeds=embeds).logits.sum()
-        with pytest.raises(RuntimeError, match="forward only"):
-            loss.backward()
-    with packed_frozen_linears(model, "cpu") as outer:
-        with packed_frozen_linears(model, "cpu", gradients=False) as inner:
-            assert outer > 0 and inner == 0
-        assert len(_PACKED) == outer and all(
-            "forward" in vars(m) for m in model.modules() if type(m) is torch.nn.Linear)
-    assert not _PACKED
-
-
 def test_compiled_training_matches_eager_or_falls_back(tiny_model):
     """optim.compile: the same per-step losses as eager in fp32 where torch.compile runs here
     (the rotary embedding eager inside the compiled decoder), and an eager run with a warning
@@ -456,15 +313,9 @@ def test_eval_throughput_quick_reports_every_figure(tiny_model, tmp_path):
                 "generation_naive_tokens_per_s", "generation_batched_tokens_per_s",
                 "generation_speedup", "generation_same_text"):
         assert key in figures and math.isfinite(figures[key]) and figures[key] > 0, key
-    # fp32, as a CPU without bf16 scores: ours on packed weights, and again on torch's matmul
-    fp32 = _load("eval_throughput").main(["--quick", "--dtype", "fp32", "--json", ""])
-    if torch.backends.mkldnn.is_available():
-        assert fp32["packed_linears"] > 0
-        for key in ("likelihood_torch_matmul_tokens_per_s", "generation_torch_matmul_tokens_per_s",
-                    "likelihood_packed_over_torch", "generation_packed_over_torch"):
-            assert math.isfinite(fp32[key]) and fp32[key] > 0, key
-    # packed scores pick the naive loop's labels (exact equality: the scoring test above; a
+    # fp32, as a CPU without bf16 scores: batched scores pick the naive loop's labels (a
     # near-tie on the random tiny model may flip one of these 6 on another CPU's kernels)
+    fp32 = _load("eval_throughput").main(["--quick", "--dtype", "fp32", "--json", ""])
     assert fp32["likelihood_argmax_agreement"] > 0.5
 
 

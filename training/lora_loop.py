@@ -22,7 +22,6 @@ from bias.formats import occupation_prompt, occupation_target
 from bias.models import (fused_rms_norms, load_causal_lm, load_tokenizer, pick_dtype,
                          sdpa_backends)
 from bias.original_data import load_original
-from bias.packed_linears import packed_frozen_linears
 from generation.pipeline import read_generated
 from training.alignment import alignment_term
 from training.batching import shard_batch, source_stratified_batches
@@ -150,8 +149,7 @@ def train_epochs(model, examples: list[dict], cfg: ExperimentConfig, seed: int, 
     model.train()
     with (decoder_compiled(model) if cfg.optim.compile else nullcontext(False) as compiled,
           sdpa_backends(device, cfg.model.cudnn_attention),
-          fused_rms_norms(model, device, cfg.model.fused_rms_norm) as fused_norms,
-          packed_frozen_linears(model, device, cfg.model.packed_linears) as packed):
+          fused_rms_norms(model, device, cfg.model.fused_rms_norm) as fused_norms):
         # peft keeps the adapters in fp32 (AdamW's ~1e-4 updates would vanish in bf16) and
         # upcasts each LoRA input to fp32 for them; under bf16 autocast their matmuls run in bf16
         # off the fp32 weights (mixed precision), and the fp32 weights still take the updates.
@@ -185,7 +183,7 @@ def train_epochs(model, examples: list[dict], cfg: ExperimentConfig, seed: int, 
     return {"train_tokens": tokens, "train_step_seconds": step_seconds,
             "train_first_step_seconds": first_step_seconds or 0.0,
             "train_compiled": float(compiled), "train_autocast_bf16": float(autocast_bf16),
-            "train_fused_rms_norms": float(fused_norms), "train_packed_linears": float(packed),
+            "train_fused_rms_norms": float(fused_norms),
             "padding_fraction": 1 - tokens / slots if slots else 0.0,
             "train_tokens_per_second": tokens / step_seconds if step_seconds else 0.0}
 
@@ -272,7 +270,7 @@ def train_and_evaluate(loop_config: dict) -> None:
         metrics["n_original_rows"] = float((frame["source"] == "original").sum())
         model = getattr(model, "module", model)  # unwrap DDP for scoring and saving
     else:
-        model.requires_grad_(False)   # scored only: frozen, so its fp32 linears score packed
+        model.requires_grad_(False)   # scored only
 
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None
