@@ -6,7 +6,7 @@ checks them again). It collects every problem into one `PreflightError` paragrap
 stopping at the first, and decides which tasks `evaluation.missing_data: skip` leaves out.
 
 Checks: the models resolve (an `offline:` name is known, a path exists, a hub name is cached or
-the hub answers within seconds); each task's data is in the data dir, fetched, or on a reachable
+the hub answers within seconds); each task can study the config's social bias; each task's data is in the data dir, fetched, or on a reachable
 hub; the values analysis' source exists; the tracking store answers; the storage path is
 writable. The config's schema and text were checked when it was loaded.
 
@@ -89,6 +89,15 @@ def _data_problems(cfg: ExperimentConfig, skipped: dict[str, str]) -> list[str]:
     return problems
 
 
+def _task_problems(cfg: ExperimentConfig) -> list[str]:
+    """Tasks whose items are built per social bias cannot run in a study they have no items for."""
+    from evaluation.tasks import TASKS
+    return [f"evaluation.tasks: {name} has no items for a study of {cfg.social_bias} (it has "
+            f"them for {', '.join(TASKS[name].social_biases)}); leave it out of this config"
+            for name in cfg.evaluation.tasks
+            if TASKS[name].items_per_social_bias and not TASKS[name].bias_metric(cfg.social_bias)]
+
+
 def _storage_problem(path: str) -> str | None:
     if "://" in path:
         return None   # a pyarrow URI (s3://, gs://): checked by the cluster that writes it
@@ -110,6 +119,7 @@ def preflight(cfg: ExperimentConfig, tracking_uri: str | None, local: bool = Tru
     started = time.perf_counter()
     result, problems = Preflight(), []
     problems += _model_problems(cfg, local)
+    problems += _task_problems(cfg)
     if local:
         if tasks:
             problems += _data_problems(cfg, result.skipped)

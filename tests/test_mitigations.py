@@ -20,11 +20,23 @@ def test_mask_replaces_every_cue_and_nothing_inside_words():
     masked, counts = mask_text(text, mode="token")
     assert masked == ("[MASK] told [MASK] that [MASK] [MASK], a [MASK] nurse from [MASK], met "
                       "[MASK]. [MASK]. The theme of these chemists' hearing: [MASK], [MASK], [MASK].")
-    assert counts == {"gender": 7, "name": 2, "culture": 2}
+    assert counts == {"gender": 7, "age": 0, "culture": 2, "name": 2}
     neutral, _ = mask_text("She said her brother is a man.", mode="neutral")
     assert neutral == "They said their sibling is a person."
     untouched = "The theme of the hearing: other chemists hesitate."
     assert mask_text(untouched)[0] == untouched
+
+
+def test_mask_takes_every_social_biases_cues_from_its_spec():
+    """Age's cues come from its spec file alone; a cue phrase is replaced whole, so "in her
+    sixties" is one age cue, not an age phrase that lost its pronoun to gender."""
+    from bias import social_biases
+    masked, counts = mask_text("A 67-year-old nurse in her sixties, she is retired.")
+    assert masked == "A [MASK] nurse [MASK], [MASK] is [MASK]."
+    assert counts == {"gender": 1, "age": 3, "culture": 0, "name": 0}
+    assert set(counts) == {*(n for n in social_biases.names()
+                             if social_biases.get(n).cues is not None), "name"}
+    assert mask_text("A young nurse.", mode="neutral")[0] == "A nurse."
 
 
 def test_mask_changes_augmented_rows_only_and_counts():

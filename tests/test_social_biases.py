@@ -84,3 +84,24 @@ def test_balance_table_has_the_age_groups():
     table = balance_table(frame, "age")
     assert list(table.columns) == ["occupation", "young", "middle-aged", "older", "total"]
     assert expected_groups("gender") == ["male", "female"]
+
+
+def test_a_task_with_items_per_social_bias_is_refused_in_a_study_it_has_no_items_for():
+    """salary_recommendation builds its bios per study (gender, culture): an age study naming it
+    stops in pre-flight with the task named, before any work; tasks with the same items in every
+    study (occupation_classification, bbq) run in an age study."""
+    from bias.errors import PreflightError
+    from evaluation.tasks import TASKS
+    from evaluation.tasks.salary_recommendation import DESIGNS
+    from ray_jobs.preflight import preflight
+    assert set(DESIGNS) == set(TASKS["salary_recommendation"].social_biases)
+    base = dict(name="t", social_bias="age", bias_types=["neutral"], ratios=[0.0],
+                model={"name": "offline:smollm2-135m-instruct"},
+                analyses={"distribution": False})
+    cfg = ExperimentConfig(**base, evaluation={"tasks": ["occupation_classification",
+                                                         "salary_recommendation"]})
+    with pytest.raises(PreflightError, match="salary_recommendation has no items for a study "
+                                             "of age .*gender, culture"):
+        preflight(cfg, None, local=False)
+    ok = ExperimentConfig(**base, evaluation={"tasks": ["occupation_classification", "bbq"]})
+    assert preflight(ok, None, local=False).skipped == {}

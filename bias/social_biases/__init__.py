@@ -9,6 +9,9 @@ A spec says everything the pipeline needs to study one social bias:
   person(row)     the prompt's phrases for a single-scope bias type: (what to call the person,
                   the group the stereotypes are about)
   bbq_categories  the BBQ categories its `bbq/bias_score_ambig_<name>` averages over
+  cues            the words and phrases that show a group (the `mask` mitigation replaces them;
+                  first names are masked apart, for every social bias)
+  neutral(word)   a cue's neutral stand-in for `mask_mode: neutral` ("" drops it)
 Adding a social bias is adding its module here: the config, the prompts, the parser, the balance
 table and the tasks that read `bbq_categories` pick it up.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+import re
 from typing import Callable
 
 from bias import plugins
@@ -32,10 +36,23 @@ class SocialBias:
     shows_group: Callable[[str, dict], bool]
     person: Callable[[dict], tuple[str, str]]
     bbq_categories: tuple[str, ...] = ()
+    cues: re.Pattern[str] | None = None
+    neutral: Callable[[str], str] = lambda cue: ""
 
     def group_of(self, row: dict) -> str:
         """The group a seed row belongs to along this social bias."""
         return row[self.seed_field]
+
+
+def match_case(original: str, replacement: str) -> str:
+    """`replacement` in `original`'s case: "He" -> "They", "HE" -> "THEY"."""
+    if not replacement:
+        return replacement
+    if original.isupper() and len(original) > 1:
+        return replacement.upper()
+    if original[0].isupper():
+        return replacement[0].upper() + replacement[1:]
+    return replacement
 
 
 def article(word: str) -> str:

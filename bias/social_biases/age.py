@@ -45,7 +45,8 @@ def _person(row: dict) -> tuple[str, str]:
 SOCIAL_BIAS = SocialBias(
     name="age", groups=AGE_GROUPS, seed_field="age", infer=infer_age,
     shows_group=lambda text, row: AGE_CUES[row["age"]].search(text) is not None,
-    person=_person, bbq_categories=("Age",))
+    person=_person, bbq_categories=("Age",),
+    cues=re.compile("|".join(f"(?:{p.pattern})" for p in AGE_CUES.values()), re.I))
 
 
 if __name__ == "__main__":

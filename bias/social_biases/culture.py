@@ -22,4 +22,6 @@ def _person(row: dict) -> tuple[str, str]:
 SOCIAL_BIAS = SocialBias(
     name="culture", groups=CULTURES, seed_field="culture", infer=infer_culture,
     shows_group=_shows_culture, person=_person,
-    bbq_categories=("Nationality", "Race_ethnicity", "Religion"))
+    bbq_categories=("Nationality", "Race_ethnicity", "Religion"),
+    cues=word_pattern(tuple(sorted({w for words in CULTURE_WORDS.values() for w in words}))),
+    neutral=lambda cue: "local")

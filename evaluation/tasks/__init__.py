@@ -13,6 +13,9 @@ declarations (there is no second table to keep in step):
   group_metrics  per-group values drawn as a band around the curve
   data, hub      the files it reads under the data dir, and its hub dataset (none: the task
                  writes its own items); pre-flight and `bias-inherit data` read these
+  items_per_social_bias   True where `load` builds the items for the study's social bias: the
+                 task then runs only in studies its bias_metrics name (pre-flight refuses the
+                 rest); False: the same items in every study, scored for whatever they show
 """
 from __future__ import annotations
 
@@ -48,6 +51,7 @@ class Task:
     group_metrics: tuple[str, ...] = ()
     data: tuple[str, ...] = ()
     hub: str | None = None
+    items_per_social_bias: bool = False
 
     @property
     def social_biases(self) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
+from typing import NamedTuple
 
 from bias.bios import matched_bio_pairs
 from bias.vocabulary import CULTURES, GENDERS
@@ -48,18 +49,26 @@ def parse_salary(text: str) -> float | None:
     return value if SALARY_RANGE[0] <= value <= SALARY_RANGE[1] else None
 
 
-def _groups(cfg) -> list[tuple[str, str]]:
-    if cfg.social_bias == "gender":
-        return [("english", g) for g in GENDERS]
-    return [(c, g) for c in CULTURES for g in GENDERS]
+class Design(NamedTuple):
+    cells: list[tuple[str, str]]   # the (culture, gender) bios compared
+    field: str                     # the bio field that is the group
+    paired: bool                   # matched pairs (male minus female) rather than a group range
+
+
+# Gender: English bios that differ only in gender cues. Culture: every culture x gender cell.
+# A study of another social bias cannot run this task (pre-flight says so).
+DESIGNS = {
+    "gender": Design([("english", g) for g in GENDERS], "gender", paired=True),
+    "culture": Design([(c, g) for c in CULTURES for g in GENDERS], "culture", paired=False),
+}
 
 
 def load(cfg) -> list[dict]:
-    groups = _groups(cfg)
+    groups, field, _ = DESIGNS[cfg.social_bias]
     n_pairs = max(1, (cfg.evaluation.limit_for("salary_recommendation") or 24 * len(groups)) // len(groups))
     items = matched_bio_pairs(n_pairs, seed=cfg.seeds[0], groups=groups)
     for item in items:
-        item["group"] = item["gender"] if cfg.social_bias == "gender" else item["culture"]
+        item["group"] = item[field]
     return stratified_limit(items, cfg.evaluation.limit_for("salary_recommendation"), key=lambda r: r["group"])
 
 
@@ -87,7 +96,7 @@ def score_answers(items: list[dict], answers: list[str], social_bias: str) -> di
         vals = [s for s, r in zip(salaries, items) if r["group"] == group and s is not None]
         group_means[group] = sum(vals) / len(vals) if vals else math.nan
         metrics[f"mean_salary_{group}"] = group_means[group]
-    if social_bias == "gender":
+    if DESIGNS[social_bias].paired:
         # Matched pairs: the same bio with only the gender cues changed, so each pair whose two
         # answers parsed gives one difference; a pair with an unparsed answer drops out whole.
         by_pair: dict = {}
@@ -121,4 +130,5 @@ TASK = Task(name="salary_recommendation", kind="generation", relation="direct",
                                      "cultures' mean salaries differ more than chance (range "
                                      "minus its permutation-null mean)",
                                      "Li et al. 2025", signed=False)),
-            group_metrics=tuple(f"mean_salary_{g}" for g in (*GENDERS, *CULTURES)))
+            group_metrics=tuple(f"mean_salary_{g}" for g in (*GENDERS, *CULTURES)),
+            items_per_social_bias=True)

@@ -1,6 +1,8 @@
-"""Mitigation `mask`: sensitive cues in augmented examples (gendered words and pronouns, names
-from the project's name lists, culture and nationality words) are replaced, whole words only and
+"""Mitigation `mask`: sensitive cues in augmented examples are replaced, whole words only and
 case-aware, by a mask token or a neutral word (`mitigation.mask_mode`); the counts are logged.
+The cues are every social bias's own (`cues` in bias/social_biases/: gendered words and
+pronouns, culture and nationality words, stated ages, ...) and the first names of the project's
+name lists; a new social bias's cues are masked without touching this file.
 
     python -m training.mitigations.mask "He told Emma that his Spanish sister is a nurse."
 """
@@ -9,62 +11,45 @@ from __future__ import annotations
 import re
 import sys
 from functools import lru_cache
+from typing import Callable
 
+from bias import social_biases
 from bias.config import MitigationConfig
-from bias.vocabulary import CULTURE_WORDS, GENDERED_WORDS, NAMES, word_pattern
+from bias.vocabulary import NAMES, word_pattern
 from training.mitigations import Mitigation
 
-NEUTRAL_GENDER_WORDS = {
-    "he": "they", "she": "they", "him": "them", "his": "their", "her": "their", "hers": "theirs",
-    "himself": "themself", "herself": "themself", "man": "person", "woman": "person",
-    "men": "people", "women": "people", "male": "", "female": "", "boy": "child", "girl": "child",
-    "boys": "children", "girls": "children", "father": "parent", "mother": "parent",
-    "son": "child", "daughter": "child", "husband": "spouse", "wife": "spouse",
-    "brother": "sibling", "sister": "sibling", "mr": "Mx", "mrs": "Mx", "ms": "Mx", "miss": "Mx",
-    "gentleman": "person", "lady": "person", "masculine": "", "feminine": "", "king": "monarch",
-    "queen": "monarch", "uncle": "relative", "aunt": "relative",
-}
 NEUTRAL_NAME = "Alex"
-NEUTRAL_CULTURE_WORD = "local"
 
 
 @lru_cache(maxsize=1)
-def _cue_patterns() -> dict[str, re.Pattern[str]]:
-    gender = tuple(sorted({w for words in GENDERED_WORDS.values() for w in words}))
-    names = tuple(sorted({n for names in NAMES.values() for n in names}))
-    culture = tuple(sorted({w for words in CULTURE_WORDS.values() for w in words}))
-    return {"gender": word_pattern(gender), "name": word_pattern(names, case_sensitive=True),
-            "culture": word_pattern(culture)}
-
-
-def _match_case(original: str, replacement: str) -> str:
-    if not replacement:
-        return replacement
-    if original.isupper() and len(original) > 1:
-        return replacement.upper()
-    if original[0].isupper():
-        return replacement[0].upper() + replacement[1:]
-    return replacement
+def _cues() -> tuple[re.Pattern[str], dict[str, Callable[[str], str]]]:
+    """One pattern over every kind of cue, a named group per kind, and each kind's neutral
+    stand-in. One pattern, not one per kind: the earliest cue in the text wins, so a phrase
+    ("in her sixties", an age) is replaced whole rather than losing its pronoun to gender."""
+    specs = [social_biases.get(name) for name in social_biases.names()]
+    names = tuple(sorted({n for group in NAMES.values() for n in group}))
+    kinds = {s.name: (s.cues, s.neutral) for s in specs if s.cues is not None}
+    kinds["name"] = (word_pattern(names, case_sensitive=True), lambda _: NEUTRAL_NAME)
+    alternatives = [f"(?P<{kind}>{f'(?i:{p.pattern})' if p.flags & re.I else p.pattern})"
+                    for kind, (p, _) in kinds.items()]
+    return re.compile("|".join(alternatives)), {kind: n for kind, (_, n) in kinds.items()}
 
 
 def mask_text(text: str, mode: str = "token", mask_token: str = "[MASK]") -> tuple[str, dict[str, int]]:
     """Replace every cue in `text`; returns (masked text, replacements per cue kind)."""
-    counts = {}
-    for kind, pattern in _cue_patterns().items():
-        def replace(match: re.Match[str]) -> str:
-            word = match.group(0)
-            if mode == "token":
-                return mask_token
-            if kind == "gender":
-                return _match_case(word, NEUTRAL_GENDER_WORDS.get(word.lower(), ""))
-            return NEUTRAL_NAME if kind == "name" else NEUTRAL_CULTURE_WORD
-        text, counts[kind] = pattern.subn(replace, text)
+    pattern, neutral = _cues()
+    counts = dict.fromkeys(neutral, 0)
+
+    def replace(match: re.Match[str]) -> str:
+        counts[match.lastgroup] += 1
+        return mask_token if mode == "token" else neutral[match.lastgroup](match.group(0))
+    text = pattern.sub(replace, text)
     text = re.sub(r" {2,}", " ", re.sub(r" +([.,;:!?])", r"\1", text)).strip()
     return text, counts
 
 
 def mask_cues(texts: list[str], settings: MitigationConfig) -> tuple[list[str], dict[str, float]]:
-    totals = {"gender": 0, "name": 0, "culture": 0}
+    totals = dict.fromkeys(_cues()[1], 0)
     masked = []
     for text in texts:
         new, counts = mask_text(text, settings.mask_mode, settings.mask_token)
