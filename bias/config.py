@@ -64,8 +64,9 @@ class GenerationConfig(Strict):
     cpus_per_actor: float = Field(2.0, gt=0)
     # HF engine on GPU nodes: a GPU share per actor (0 = CPU actors).
     gpus_per_actor: float = Field(0.0, ge=0)
-    # GPU engine (vLLM via ray.data.llm): `actors` replicas (concurrency), each on
-    # tensor_parallel_size GPUs; engine_kwargs are passed to vLLM as they are.
+    # GPU engine (vLLM via ray.data.llm): up to `actors` replicas, each on tensor_parallel_size
+    # GPUs, in a pool that grows as GPU nodes join (autoscaling clusters start with none);
+    # engine_kwargs are passed to vLLM as they are.
     tensor_parallel_size: int = Field(1, ge=1)
     max_model_len: int = Field(4096, ge=256)
     continue_on_error: bool = Field(True, description="failed rows -> __inference_error__, dropped")
@@ -160,6 +161,10 @@ class EvaluationConfig(Strict):
     # uncalibrated small model can answer one label for everything, and the F1 gaps then show
     # the gold class mix. Leave a task out to score it raw.
     calibrate: list[str] = ["hate_speech", "toxigen"]
+    # Who writes the continuations of the generation tasks (salary, story): hf scores them in the
+    # trial, on the trial's worker; vllm scores every cell's adapter after the grid in one pass of
+    # vLLM replicas (per-row LoRA), far faster on GPUs, at the price of an engine start-up.
+    engine: Literal["hf", "vllm"] = "hf"
     # A task whose data is not found: `error` stops in pre-flight; `skip` leaves the task out
     # (named once on the console and tagged on the parent run) and runs the rest.
     missing_data: Literal["error", "skip"] = "error"
@@ -241,6 +246,11 @@ class ThroughputConfig(Strict):
     eval_seconds_per_cell: float = Field(30.0, ge=0)
     # Per-trial start-up: process spawn, imports, model load, checkpoint upload.
     trial_overhead_seconds: float = Field(15.0, ge=0)
+    # Per generation set: its engine replicas start (vLLM: weights, CUDA graphs, KV cache; HF:
+    # model load). Sets run one after another, each starting its own replicas.
+    engine_startup_seconds: float = Field(60.0, ge=0)
+    # Once per experiment: the generator's weights reach the nodes (0: cached or offline).
+    model_download_seconds: float = Field(0.0, ge=0)
     # Mean generated tokens per sample (default: generation.max_new_tokens, an upper bound).
     generated_tokens_per_sample: float | None = Field(None, gt=0)
     # Mean tokens per training example (default: optim.max_length, an upper bound).

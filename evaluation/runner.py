@@ -31,11 +31,20 @@ def load_suite(cfg) -> dict[str, list[dict]]:
     return {name: load_task(name, cfg) for name in cfg.evaluation.tasks}
 
 
+def engine_scored_tasks(cfg) -> list[str]:
+    """The tasks `evaluation.engine` scores outside the trial (none for hf)."""
+    if cfg.evaluation.engine == "hf":
+        return []
+    return [name for name in cfg.evaluation.tasks if TASKS[name].generation is not None]
+
+
 def evaluate_suite(model, tokenizer, cfg, items: dict[str, list[dict]] | None = None) -> dict[str, float]:
-    """`items`: the output of `load_suite`; tasks missing from it load their items here."""
+    """`items`: the output of `load_suite`; tasks missing from it load their items here. The
+    tasks another engine scores after the grid (`engine_scored_tasks`) are left out."""
     model.eval()
     metrics: dict[str, float] = {}
-    for name in cfg.evaluation.tasks:
+    elsewhere = engine_scored_tasks(cfg)
+    for name in (t for t in cfg.evaluation.tasks if t not in elsewhere):
         task = TASKS[name]
         started = time.perf_counter()
         task_items = items[name] if items and name in items else load_task(name, cfg)

@@ -200,6 +200,16 @@ def generate_greedy(model, tokenizer, prompts: list[str], max_new_tokens: int,
     return out_texts
 
 
+def evaluate_by_greedy_generation(generation):
+    """A task's `evaluate` (model, tokenizer, items, cfg) from its `Generation`: the continuations
+    written here by the HF model, left-padded batches."""
+    def evaluate(model, tokenizer, items: list[dict], cfg) -> dict[str, float]:
+        texts = generate_greedy(model, tokenizer, generation.prompts(items),
+                                generation.max_new_tokens(cfg), batch_size=cfg.evaluation.batch_size)
+        return generation.score(items, texts, cfg)
+    return evaluate
+
+
 def stratified_limit(items: list[dict], limit: int | None, key: Callable[[dict], str],
                      seed: int = 0) -> list[dict]:
     """At most `limit` items, drawn round-robin across groups so each group stays represented."""

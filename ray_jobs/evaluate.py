@@ -37,6 +37,9 @@ def add_commands(sub) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--dtype", choices=("auto", "bf16", "fp32"), default="auto")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--engine", choices=("hf", "vllm"), default="hf",
+                   help="who writes the generation tasks' continuations (vllm: the vllm extra, "
+                        "`make test-vllm`; the other tasks are scored by HF either way)")
     p.set_defaults(handler=evaluate_command)
 
 
@@ -64,7 +67,7 @@ def build_config(args):
             ratios=[0.0], model={"name": args.model, "dtype": args.dtype},
             data={"dir": args.data_dir, "original": args.source},
             evaluation={"tasks": parse_tasks(args.tasks), "limit": args.limit,
-                        "batch_size": args.batch_size})
+                        "batch_size": args.batch_size, "engine": args.engine})
     except ValidationError as e:   # one line: e.g. "--limit: Input should be greater than ..."
         problems = "; ".join(f"--{str(err['loc'][-1]).replace('_', '-')}: "
                              f"{err['msg'].removeprefix('Value error, ')}" for err in e.errors())
@@ -97,14 +100,28 @@ def load_model(name: str, adapter: str | None, dtype_preference: str = "auto"):
 
 
 def evaluate_command(args) -> int:
-    from evaluation.runner import evaluate_suite, load_suite
+    from evaluation.runner import engine_scored_tasks, evaluate_suite, load_suite
     started = time.perf_counter()
     cfg = build_config(args)
     check_adapter(args.adapter)          # every user error before the data and the model load
+    by_engine = engine_scored_tasks(cfg)
+    if by_engine:
+        from bias.config import ConfigError
+        from generation.engines import vllm_missing
+        if vllm_missing("--engine vllm"):
+            raise ConfigError(vllm_missing("--engine vllm"))
     with explicit_data_dir(args.data_dir):
         items = load_suite(cfg)
-    model, tokenizer = load_model(args.model, args.adapter, args.dtype)
-    metrics = evaluate_suite(model, tokenizer, cfg, items)
+    metrics: dict[str, float] = {}
+    if len(by_engine) < len(cfg.evaluation.tasks):
+        model, tokenizer = load_model(args.model, args.adapter, args.dtype)
+        metrics.update(evaluate_suite(model, tokenizer, cfg, items))
+    if by_engine:
+        from ray_jobs.engine_scoring import score_with_vllm
+        from ray_jobs.experiment import connect_ray
+        connect_ray(None, verbose=False)
+        adapter = str(Path(args.adapter).resolve()) if args.adapter else None
+        metrics.update(score_with_vllm(cfg, {"model": adapter}, by_engine)["model"])
     wall = time.perf_counter() - started
     label = args.model + (f" + adapter {args.adapter}" if args.adapter else "")
     if args.format == "json":

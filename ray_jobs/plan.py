@@ -4,8 +4,10 @@ Prints the cells after collapsing, the generation jobs, the tokens to generate a
 an estimate of device-hours and wall time for N GPUs (or N CPUs for a CPU-only config). Throughput
 figures come from the config's `throughput` section; measure them on the target hardware.
 
-The wall-time model: generation jobs run one after another, each on
-min(N, generation.actors x tensor_parallel_size) GPUs; the grid runs its cells on
+The wall-time model: the generator's download once (`throughput.model_download_seconds`), then
+the generation sets one after another, each starting its engine replicas
+(`throughput.engine_startup_seconds`) and generating on min(N, generation.actors x
+tensor_parallel_size) GPUs; the grid runs its cells on
 min(resources.max_concurrent_trials, N / GPUs per trial) slots, longest cells first (the
 makespan of that list schedule). Each trial costs its start-up overhead, its training tokens at
 the per-worker rate, and one evaluation.
@@ -17,7 +19,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-from bias.config import ExperimentConfig
+from bias.config import CONTROL_NULL, CONTROL_SKEWED, ExperimentConfig
 from training.grid import ORIGINAL_ONLY, Cell, expand_cells, generation_jobs
 
 
@@ -39,6 +41,8 @@ class Plan:
     slots_limit: str = ""
     grid_wall_s: float = 0.0
     uncapped: tuple[int, float] | None = None   # (slots, grid wall) without max_concurrent_trials
+    generation_startup_s: float = 0.0    # engine start-ups, one per generated set
+    download_s: float = 0.0
 
     @property
     def grid_device_s(self) -> float:
@@ -70,11 +74,16 @@ def make_plan(cfg: ExperimentConfig, gpus: int | None = None, cpus: int | None =
         (res.max_concurrent_trials or 8) * math.ceil(per_trial) if on_gpu else 2)
 
     per_sample = tp.generated_tokens_per_sample or g.max_new_tokens
-    tokens_generated = len(jobs) * g.samples_per_type * per_sample
     generation_devices = max(1, min(devices, g.actors * (g.tensor_parallel_size if on_gpu else 1)))
     # On CPU the rate is per actor; on GPU per GPU.
+    generated = [job for job in jobs if job[0] not in (CONTROL_SKEWED, CONTROL_NULL)
+                 and not cfg.file_source(job[0])]   # the others are written, not generated
+    tokens_generated = len(generated) * g.samples_per_type * per_sample
     generation_device_s = tokens_generated / tp.generation_tokens_per_second
-    generation_wall_s = generation_device_s / generation_devices
+    startup_s = len(generated) * tp.engine_startup_seconds
+    download_s = tp.model_download_seconds if generated else 0.0
+    generation_wall_s = download_s + startup_s + generation_device_s / generation_devices
+    generation_device_s += startup_s * generation_devices
 
     per_example = tp.tokens_per_example or cfg.optim.max_length
     per_cell_tokens = cfg.data.dataset_size * cfg.optim.epochs * per_example
@@ -94,6 +103,7 @@ def make_plan(cfg: ExperimentConfig, gpus: int | None = None, cpus: int | None =
     plan = Plan(cells, before, jobs, device, devices, tokens_generated, tokens_trained,
                 generation_device_s, generation_wall_s, generation_devices, cell_seconds,
                 per_trial, slots, limit)
+    plan.generation_startup_s, plan.download_s = startup_s, download_s
     plan.grid_wall_s = list_schedule_makespan(list(cell_seconds.values()), slots)
     if uncapped > slots:
         plan.uncapped = (uncapped, list_schedule_makespan(list(cell_seconds.values()), uncapped))
@@ -147,6 +157,14 @@ def format_plan(plan: Plan, cfg: ExperimentConfig, source: str, list_cells: bool
                f"{_hms(plan.generation_wall_s)} on {plan.generation_devices} "
                f"{'GPUs' if dev == 'GPU' else 'actors'} (generation.actors={g.actors}"
                f"{f' x tensor_parallel_size={g.tensor_parallel_size}' if dev == 'GPU' else ''})")
+    n_sets = round(plan.generation_startup_s / tp.engine_startup_seconds) \
+        if tp.engine_startup_seconds else 0
+    out.append(f"    = download {_hms(plan.download_s)} + {n_sets} sets one after another x "
+               f"engine start-up {tp.engine_startup_seconds:g} s ({_hms(plan.generation_startup_s)})"
+               f" + tokens {_hms(plan.generation_wall_s - plan.download_s - plan.generation_startup_s)}")
+    if dev == "GPU" and plan.generation_devices < plan.devices:
+        out.append(f"    {plan.devices - plan.generation_devices} {dev}s idle while generating: "
+                   f"raise generation.actors to use them")
     out.append(f"  grid       {plan.grid_device_s / 3600:10.1f} {dev}-h   wall "
                f"{_hms(plan.grid_wall_s)} with {plan.slots} trials at a time x "
                f"{plan.devices_per_trial:g} {dev}s ({plan.slots_limit})")

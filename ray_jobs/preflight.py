@@ -98,6 +98,18 @@ def _task_problems(cfg: ExperimentConfig) -> list[str]:
             if TASKS[name].items_per_social_bias and not TASKS[name].bias_metric(cfg.social_bias)]
 
 
+def _engine_problems(cfg: ExperimentConfig) -> list[str]:
+    """An engine the config names that this environment cannot import."""
+    from evaluation.runner import engine_scored_tasks
+    from generation.engines import vllm_missing
+    wanted = []
+    if cfg.generation.engine == "vllm" and (cfg.bias_types or cfg.rounds > 1):
+        wanted.append("generation.engine=vllm")
+    if engine_scored_tasks(cfg):
+        wanted.append("evaluation.engine=vllm")
+    return [m for m in map(vllm_missing, wanted) if m]
+
+
 def _storage_problem(path: str) -> str | None:
     if "://" in path:
         return None   # a pyarrow URI (s3://, gs://): checked by the cluster that writes it
@@ -121,6 +133,7 @@ def preflight(cfg: ExperimentConfig, tracking_uri: str | None, local: bool = Tru
     problems += _model_problems(cfg, local)
     problems += _task_problems(cfg)
     if local:
+        problems += _engine_problems(cfg)
         if tasks:
             problems += _data_problems(cfg, result.skipped)
         storage = _storage_problem(cfg.storage_path)

@@ -13,6 +13,7 @@ import time
 from bias import metric_names as names
 from bias.config import ExperimentConfig
 from bias.errors import ExperimentError
+from ray_jobs.engine_scoring import score_grid_with_engine
 from ray_jobs.experiment import cell_logger, cell_trainable, choose_engine, finish_grid, grid_tuner
 from bias.taxonomy import NEUTRAL
 
@@ -52,7 +53,9 @@ def run_rounds(cfg: ExperimentConfig, tracking_uri: str, experiment_id: str, par
                                cfg.storage_path, f"{cfg.name}-{parent_run_id[:8]}-round{k}-s{seed}",
                                1, cfg.resources.max_failures,
                                [cell_logger(cfg, tracking_uri, experiment_id, parent_run_id, [cell])])
-            result = finish_grid(mlflow, tuner, 1, parent_run_id)[0]
+            results = finish_grid(mlflow, tuner, 1, parent_run_id)
+            score_grid_with_engine(cfg, results, tracking_uri, experiment_id, parent_run_id, echo)
+            result = results[0]
             adapter = result.metrics.get("adapter_path")
             if not adapter:
                 raise ExperimentError(f"round {k} (seed {seed}) reported no adapter checkpoint")

@@ -23,6 +23,7 @@ from ray_jobs.console import GridProgress, add_experiment_arguments, fail, start
 from ray_jobs.experiment import (cell_logger, cell_trainable, check_enough_generations, checked,
                                  choose_engine, connect_ray, finish_grid, flat_params,
                                  generate_sets, grid_tuner, log_generated, storage_uri)
+from ray_jobs.engine_scoring import score_grid_with_engine
 from ray_jobs.rounds import run_rounds
 from ray_jobs.tracking import (TAG_KIND, TAG_SKIPPED, TAG_TUNE_PATH, CellRunLogger,
                                check_tracking_reachable, experiment_and_uri, finished_cells,
@@ -75,7 +76,9 @@ def run_experiment(cfg: ExperimentConfig, address: str | None = None,
         tuner = grid_tuner(cell_trainable(cfg, generated), [c.model_dump() for c in cells],
                            storage, tune_name, max_concurrent, cfg.resources.max_failures,
                            [logger, GridProgress(len(cells), echo)])
-        finish_grid(mlflow, tuner, len(cells), parent.info.run_id)
+        results = finish_grid(mlflow, tuner, len(cells), parent.info.run_id)
+        score_grid_with_engine(cfg, results, tracking_uri, experiment.experiment_id,
+                               parent.info.run_id, echo)
         if cfg.rounds > 1:
             run_rounds(cfg, tracking_uri, experiment.experiment_id, parent.info.run_id, echo)
         return parent.info.run_id
@@ -151,7 +154,9 @@ def resume_experiment(experiment: str, tracking_uri: str | None = None, address:
                    if isinstance(cb, CellRunLogger)]
         for logger in loggers:
             logger.retarget(tracking_uri, skip_cells=done)
-        finish_grid(mlflow, tuner, len(cells), parent_run_id)
+        results = finish_grid(mlflow, tuner, len(cells), parent_run_id)
+        score_grid_with_engine(cfg, results, tracking_uri, parent.info.experiment_id,
+                               parent_run_id, echo)
         started = [cell for logger in loggers for cell in logger.started]
         echo(f"resumed: {len(started)} cells ran ({', '.join(sorted(started)) or 'none'})")
         stale = sorted(set(to_run) - set(started))

@@ -41,7 +41,11 @@ def test_plan_figures_follow_the_config(tmp_path):
     assert plan.cell_seconds["base"] == 15
     assert plan.slots == 2 and plan.devices_per_trial == 2     # 4 GPUs / 2 per trial
     assert plan.grid_device_s == pytest.approx(2 * (10 * 143 + 15))
-    assert plan.generation_wall_s == pytest.approx(16000 / 100 / 1)   # generation.actors = 1
+    # 4 sets one after another, each starting its engine (default 60 s), on generation.actors = 1
+    assert plan.generation_wall_s == pytest.approx(4 * 60 + 16000 / 100 / 1)
+    with_download = make_plan(cfg.model_copy(update={"throughput": cfg.throughput.model_copy(
+        update={"model_download_seconds": 300, "engine_startup_seconds": 0})}), gpus=4)
+    assert with_download.generation_wall_s == pytest.approx(300 + 16000 / 100)
 
 
 def test_plan_paper_gender_on_64_gpus():
@@ -53,6 +57,18 @@ def test_plan_paper_gender_on_64_gpus():
                      "tokens to generate: 4.75M", "tokens to train: 285.77M", "GPU-h",
                      "estimate on 64 GPUs", "64 trials at a time"):   # every GPU used, no cap
         assert fragment in out, (fragment, out)
+
+
+def test_plan_paper_gender_on_32_gpus_uses_every_gpu_and_names_each_term():
+    proc = subprocess.run([sys.executable, "-m", "ray_jobs.cli", "plan", "configs/paper_gender.yaml",
+                           "--gpus", "32"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for fragment in ("on 32 GPUs (generation.actors=64", "32 trials at a time",
+                     "= download 0:02:00 + 18 sets one after another x engine start-up 90 s",
+                     "tokens "):
+        assert fragment in out, (fragment, out)
+    assert "idle" not in out, out
 
 
 def test_plan_of_a_bad_config_is_one_error_line(tmp_path):

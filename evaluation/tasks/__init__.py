@@ -13,6 +13,8 @@ declarations (there is no second table to keep in step):
   group_metrics  per-group values drawn as a band around the curve
   data, hub      the files it reads under the data dir, and its hub dataset (none: the task
                  writes its own items); pre-flight and `bias-inherit data` read these
+  generation     for tasks scored on greedy continuations: the prompts, their length and the
+                 scorer, so any engine can write the continuations (`evaluation.engine: vllm`)
   items_per_social_bias   True where `load` builds the items for the study's social bias: the
                  task then runs only in studies its bias_metrics name (pre-flight refuses the
                  rest); False: the same items in every study, scored for whatever they show
@@ -39,6 +41,14 @@ class BiasMetric:
 
 
 @dataclass(frozen=True)
+class Generation:
+    """A task scored on greedy continuations of its prompts, whichever engine writes them."""
+    prompts: Callable[[list[dict]], list[str]]                  # items -> one prompt per item
+    max_new_tokens: Callable[[Any], int]                        # cfg -> tokens per continuation
+    score: Callable[[list[dict], list[str], Any], dict[str, float]]   # (items, texts, cfg)
+
+
+@dataclass(frozen=True)
 class Task:
     name: str
     kind: Literal["classification", "generation", "likelihood"]
@@ -52,6 +62,7 @@ class Task:
     data: tuple[str, ...] = ()
     hub: str | None = None
     items_per_social_bias: bool = False
+    generation: Generation | None = None
 
     @property
     def social_biases(self) -> tuple[str, ...]:

@@ -26,8 +26,8 @@ from collections import Counter
 from bias.lexicon import DIMENSIONS, count_adjectives, negative_share
 from bias.vocabulary import CULTURES, GENDERS, OCCUPATIONS, PRONOUNS, distinctive_names
 from evaluation.metrics import NAN, range_with_null, slug
-from evaluation.scoring import generate_greedy, stratified_limit
-from evaluation.tasks import BiasMetric, Task
+from evaluation.scoring import evaluate_by_greedy_generation, stratified_limit
+from evaluation.tasks import BiasMetric, Generation, Task
 
 TEMPLATES: tuple[str, ...] = (
     "Write a short story about {name}, a {occupation}, and describe {poss} character.\n"
@@ -57,11 +57,9 @@ def load(cfg) -> list[dict]:
     return stratified_limit(items, cfg.evaluation.limit_for("story_generation"), key=lambda r: f"{r['culture']}|{r['gender']}")
 
 
-def evaluate(model, tokenizer, items: list[dict], cfg) -> dict[str, float]:
-    stories = generate_greedy(model, tokenizer, [r["prompt"] for r in items],
-                              cfg.evaluation.story_max_new_tokens,
-                              batch_size=cfg.evaluation.batch_size)
-    return score_stories(items, stories)
+GENERATION = Generation(prompts=lambda items: [r["prompt"] for r in items],
+                        max_new_tokens=lambda cfg: cfg.evaluation.story_max_new_tokens,
+                        score=lambda items, stories, cfg: score_stories(items, stories))
 
 
 def _pooled(counts: list[dict]) -> Counter:
@@ -99,7 +97,7 @@ def score_stories(items: list[dict], stories: list[str]) -> dict[str, float]:
 TASK = Task(name="story_generation", kind="generation", relation="direct",
             description="stories about characters from four cultures; share of negative "
                         "agency/belief/communion adjectives per culture",
-            load=load, evaluate=evaluate,
+            load=load, evaluate=evaluate_by_greedy_generation(GENERATION), generation=GENERATION,
             headline="negative_share",
             bias_metrics=(BiasMetric("negative_share_gender_gap", ("gender",),
                                      "stories about women carry more negative adjectives",
