@@ -62,24 +62,28 @@ def score_grid_with_engine(cfg: ExperimentConfig, results, tracking_uri: str,
     from mlflow.entities import Metric
 
     from evaluation.runner import engine_scored_tasks
-    from ray_jobs.tracking import find_cell_run
+    from ray_jobs.tracking import TAG_ADAPTER_MODEL, adapter_location, find_cell_run
     tasks = engine_scored_tasks(cfg)
     ran = [r for r in results if not r.error and not r.metrics.get("already_finished")]
     if not tasks or not ran:
         return
-    adapters = {r.config["cell"]["cell_id"]: r.metrics.get("adapter_path") for r in ran}
+    client = mlflow.MlflowClient(tracking_uri)
+    runs = {r.config["cell"]["cell_id"]: find_cell_run(client, experiment_id, parent_run_id,
+                                                       r.config["cell"]["cell_id"]).info.run_id
+            for r in ran}
+    adapters = {r.config["cell"]["cell_id"]: adapter_location(
+        client, runs[r.config["cell"]["cell_id"]], r.metrics.get("adapter_path")) for r in ran}
     echo(f"scoring {', '.join(tasks)} for {len(adapters)} cells through vLLM "
          f"({sum(1 for a in adapters.values() if a)} adapters)")
     started = time.perf_counter()
     scores = score_with_vllm(cfg, adapters, tasks)
     seconds = time.perf_counter() - started
-    client = mlflow.MlflowClient(tracking_uri)
     now = int(time.time() * 1000)
     for cell_id, metrics in scores.items():
-        run = find_cell_run(client, experiment_id, parent_run_id, cell_id)
-        client.log_batch(run.info.run_id, metrics=[Metric(k, v, now, 0)
-                                                   for k, v in metrics.items()
-                                                   if math.isfinite(v)])
-        client.set_tag(run.info.run_id, TAG_EVAL_ENGINE, "vllm")
+        run_id = runs[cell_id]
+        model_id = client.get_run(run_id).data.tags.get(TAG_ADAPTER_MODEL)
+        client.log_batch(run_id, metrics=[Metric(k, v, now, 0, model_id=model_id)
+                                          for k, v in metrics.items() if math.isfinite(v)])
+        client.set_tag(run_id, TAG_EVAL_ENGINE, "vllm")
     client.log_metric(parent_run_id, "engine_scoring_seconds", seconds)
     echo(f"vLLM scoring: {len(scores)} cells in {seconds:.0f} s")

@@ -123,7 +123,7 @@ def _count(n: float) -> str:
 
 
 def format_plan(plan: Plan, cfg: ExperimentConfig, source: str, list_cells: bool = False) -> str:
-    res, tp, g = cfg.resources, cfg.throughput, cfg.generation
+    tp, g = cfg.throughput, cfg.generation
     dev = plan.device
     out = [f"plan for {source} (experiment {cfg.experiment_name}, {cfg.social_bias}): "
            f"{plan.devices} {dev}s",

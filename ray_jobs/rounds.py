@@ -15,6 +15,7 @@ from bias.config import ExperimentConfig
 from bias.errors import ExperimentError
 from ray_jobs.engine_scoring import score_grid_with_engine
 from ray_jobs.experiment import cell_logger, cell_trainable, choose_engine, finish_grid, grid_tuner
+from ray_jobs.tracking import adapter_location, find_cell_run
 from bias.taxonomy import NEUTRAL
 
 
@@ -56,7 +57,9 @@ def run_rounds(cfg: ExperimentConfig, tracking_uri: str, experiment_id: str, par
             results = finish_grid(mlflow, tuner, 1, parent_run_id)
             score_grid_with_engine(cfg, results, tracking_uri, experiment_id, parent_run_id, echo)
             result = results[0]
-            adapter = result.metrics.get("adapter_path")
+            client = mlflow.MlflowClient(tracking_uri)
+            run = find_cell_run(client, experiment_id, parent_run_id, cell.cell_id)
+            adapter = adapter_location(client, run.info.run_id, result.metrics.get("adapter_path"))
             if not adapter:
                 raise ExperimentError(f"round {k} (seed {seed}) reported no adapter checkpoint")
             mlflow.log_metric(names.round_metric(k, seed, "seconds"), time.perf_counter() - started)

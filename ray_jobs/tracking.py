@@ -22,6 +22,8 @@ TAG_STARTS = "bias_inherit.trial_starts"  # how often the cell's trial started (
 TAG_TUNE_PATH = "bias_inherit.tune_path"  # the Tune experiment directory, for `resume`
 TAG_SKIPPED = "bias_inherit.skipped_tasks"  # JSON {task: what was missing}: not measured
 TAG_ERROR = "bias_inherit.error"           # a cell's user error, one line (not retried)
+TAG_ADAPTER_CHECKPOINT = "bias_inherit.adapter_checkpoint"   # the Train checkpoint's URI
+TAG_ADAPTER_MODEL = "bias_inherit.adapter_model_id"          # the cell's logged model
 # String results logged as tags: where the trial driver and the rank-0 Train worker ran.
 NODE_KEYS = ("driver_node_id", "worker_node_id")
 CELL_PARAMS = ("cell_id", "kind", "bias_type", "ratio", "mitigation", "seed", "round")
@@ -85,6 +87,27 @@ def find_cell_run(client, experiment_id: str, parent_run_id: str, cell_id: str):
                                             f"tags.`{TAG_CELL}` = '{cell_id}'",
                               order_by=["attributes.start_time ASC"], max_results=1)
     return runs[0] if runs else None
+
+
+# Artifact stores whose locations peft, vLLM and pyarrow read directly; a proxied store
+# (mlflow-artifacts:) is read through the tracking server, so there the checkpoint is used.
+_DIRECT_STORES = ("file", "s3", "gs", "gcs", "")
+
+
+def adapter_location(client, run_id: str, fallback: str | None) -> str | None:
+    """Where a cell's adapter is read from: its logged model's peft folder, else `fallback`
+    (the Train checkpoint)."""
+    from urllib.parse import urlparse
+
+    from training.adapter_models import PEFT_DIR
+    model_id = client.get_run(run_id).data.tags.get(TAG_ADAPTER_MODEL)
+    if not model_id:
+        return fallback
+    location = client.get_logged_model(model_id).artifact_location
+    scheme = urlparse(location).scheme
+    if scheme not in _DIRECT_STORES:
+        return fallback
+    return f"{location.removeprefix('file://') if scheme == 'file' else location}/{PEFT_DIR}"
 
 
 def _download_checkpoint(path: str, storage_path: str) -> str:
@@ -237,6 +260,13 @@ class CellRunLogger(_TuneCallback):
         def log():
             run_id = self._run_id(cell)
             new = self._not_yet_logged(run_id, metrics) if replayed else metrics
+            if is_adapter:
+                local = _download_checkpoint(checkpoint_path, self.storage_path)
+                model_id = self._log_adapter_model(run_id, cell, local, step)
+                self.client.set_tag(run_id, TAG_ADAPTER_CHECKPOINT, checkpoint_path)
+                if model_id:   # the report that brings the adapter carries its metrics
+                    new = [Metric(m.key, m.value, m.timestamp, m.step, model_id=model_id)
+                           for m in new]
             if new:
                 self.client.log_batch(run_id, metrics=new)
             for key, value in tags.items():
@@ -245,11 +275,30 @@ class CellRunLogger(_TuneCallback):
                 self.client.set_tag(run_id, TAG_ERROR, str(user_error)[:5000])
             if details:
                 self.client.log_text(run_id, details, "error.txt")
-            if is_adapter:
-                local = _download_checkpoint(checkpoint_path, self.storage_path)
-                self.client.log_artifacts(run_id, local, artifact_path="adapter")
-                self.client.set_tag(run_id, "bias_inherit.adapter_checkpoint", checkpoint_path)
         self._write(f"result {cell['cell_id']} step {step}", log)
+
+    def _log_adapter_model(self, run_id: str, cell: dict, local: str, step: int) -> str | None:
+        """The checkpoint's MLflow model (training/adapter_models.py) as a logged model of the
+        cell's run; its id, or None for a checkpoint without one (written by an older release:
+        its peft files are logged as the run's `adapter` artifact instead)."""
+        from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+
+        from training.adapter_models import MLFLOW_MODEL_DIR
+        folder = Path(local) / MLFLOW_MODEL_DIR
+        if not (folder / "MLmodel").is_file():
+            self.client.log_artifacts(run_id, local, artifact_path="adapter")
+            return None
+        params = {k: str(cell[k]) for k in ("bias_type", "ratio", "mitigation", "seed", "round")
+                  if k in cell}
+        model = self.client.create_logged_model(
+            self.experiment_id, name="adapter", source_run_id=run_id, params=params,
+            tags={"bias_inherit.parent_run_id": self.parent_run_id, TAG_CELL: cell["cell_id"]},
+            model_type="peft-lora")
+        self.client.log_model_artifacts(model.model_id, str(folder))
+        self.client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+        self.client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step)])
+        self.client.set_tag(run_id, TAG_ADAPTER_MODEL, model.model_id)
+        return model.model_id
 
     def _not_yet_logged(self, run_id: str, metrics: list) -> list:
         """The metrics of a replayed epoch report whose step the run does not hold yet (a resumed

@@ -74,25 +74,49 @@ def test_mlflow_holds_one_parent_and_one_child_per_collapsed_cell(finished_grid,
             assert m["n_augmented_rows"] == expected_aug
 
 
-def test_adapter_artifact_loads_with_peft_and_changes_the_model(finished_grid, mlflow_server):
+def test_each_adapter_is_a_logged_model_that_mlflow_loads_and_that_changes_the_model(
+        finished_grid, mlflow_server):
+    """MLflow 3 logged models: every trained cell's adapter is found by search_logged_models,
+    linked to its run and to the run's final metrics, and mlflow.transformers.load_model gives
+    back a peft model on the base whose outputs differ from the base's."""
+    import mlflow
+    import mlflow.transformers
     import torch
     from mlflow.tracking import MlflowClient
-    from peft import PeftModel
+    from mlflow.entities import LoggedModelStatus
 
     from bias.models import load_causal_lm, load_tokenizer
     _, parent_run_id, _ = finished_grid
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("e2e-grid")
-    child = client.search_runs([experiment.experiment_id],
-                               "tags.`bias_inherit.cell_id` = 'r0.25-contextual-single-explicit-token-s0'")[0]
-    local = client.download_artifacts(child.info.run_id, "adapter")
-    base = load_causal_lm("tiny-random-llama", torch.float32)
+    mlflow.set_tracking_uri(mlflow_server)
+    models = mlflow.search_logged_models(
+        experiment_ids=[experiment.experiment_id],
+        filter_string=f"tags.`bias_inherit.parent_run_id` = '{parent_run_id}'", output_format="list")
+    trained = client.search_runs([experiment.experiment_id],
+                                 f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
+                                 f"params.kind = 'train'")
+    assert sorted(m.source_run_id for m in models) == sorted(r.info.run_id for r in trained)
+    cell = "r0.25-contextual-single-explicit-token-s0"
+    model = next(m for m in models if m.tags["bias_inherit.cell_id"] == cell)
+    child = client.get_run(model.source_run_id)
+    assert child.data.tags["bias_inherit.adapter_model_id"] == model.model_id
+    assert model.params["mitigation"] == "token" and model.status == LoggedModelStatus.READY
+    linked = {m.key: m.value for m in model.metrics}
+    assert linked["occupation_classification/accuracy"] == \
+        child.data.metrics["occupation_classification/accuracy"]
+    tuned = mlflow.transformers.load_model(f"models:/{model.model_id}",
+                                           return_type="components")["model"].float()
+    # the base as the cell trained it (dtype auto: bf16 where the CPU has it), compared in fp32
+    base = load_causal_lm("tiny-random-llama", tuned.get_base_model().config.dtype).float()
     tok = load_tokenizer("tiny-random-llama")
     ids = tok("Biography: Emma works at a clinic.\nOccupation:", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         before = base(input_ids=ids).logits
-        tuned = PeftModel.from_pretrained(base, local)
         after = tuned(input_ids=ids).logits
+        with tuned.disable_adapter():
+            unadapted = tuned(input_ids=ids).logits
+    torch.testing.assert_close(unadapted, before)   # the base the adapter names, loaded afresh
     assert not torch.allclose(before, after), "the logged adapter is a no-op"
 
 

@@ -20,9 +20,10 @@ from bias.config import ExperimentConfig
 from bias.errors import USER_ERROR_KEY
 from bias.formats import occupation_prompt, occupation_target
 from bias.models import (fused_rms_norms, load_causal_lm, load_tokenizer, pick_dtype,
-                         sdpa_backends)
+                         resolve_model, sdpa_backends)
 from bias.original_data import load_original
 from generation.pipeline import read_generated
+from training.adapter_models import save_adapter_model
 from training.alignment import alignment_term
 from training.batching import shard_batch, source_stratified_batches
 from training.checkpointing import EpochCheckpointer, write_state
@@ -280,6 +281,7 @@ def train_and_evaluate(loop_config: dict) -> None:
             metrics["eval_seconds"] = time.perf_counter() - eval_started
             if cell.trains:
                 model.save_pretrained(tmp)   # the LoRA adapter only (a few MB), not the base
+                save_adapter_model(model, tokenizer, resolve_model(cfg.model.name), tmp)
                 # A restart after this point only evaluates (and replays the epoch reports).
                 write_state(tmp, cfg.optim.epochs, checkpointer.epoch_reports)
                 checkpoint = Checkpoint.from_directory(tmp)
