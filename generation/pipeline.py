@@ -29,7 +29,6 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from functools import partial
 
 import pandas as pd
 import pyarrow as pa
@@ -172,51 +171,81 @@ def _shard_table(rows: list[dict], shared: dict) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def _generate_shards(cfg: ExperimentConfig, bias_type: str, seed: int, engine: str, key: str,
-                     missing: list[tuple[int, int]], fs: pafs.FileSystem, shards_path: str,
-                     on_shard=None) -> dict:
-    """Run the engine on the seed rows of the `missing` shards; write each shard when complete."""
+@dataclass
+class _SetWork:
+    """One set's part of an engine pass: its missing shards and the rows already back."""
+    bias_type: str
+    seed: int
+    key: str
+    inputs: dict
+    uri: str
+    base: str
+    fs: pafs.FileSystem
+    shards_path: str
+    ranges: list[tuple[int, int]]
+    missing: list[tuple[int, int]]
+    shared: dict
+    pending: dict = field(default_factory=dict)
+    shard_of: dict = field(default_factory=dict)
+    rows_done: int = 0
+    tokens: int = 0
+    written: int = 0
+
+
+def _engine_pass(cfg: ExperimentConfig, works: list[_SetWork], engine: str, on_shard=None) -> dict:
+    """Run one engine pass over the seed rows of every set's missing shards; write each shard
+    when complete. Rows carry their set's index through the engine (both engines pass extra
+    columns through), so one pool of replicas serves every set."""
     import ray.data
     g = cfg.generation
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False           # one summary line per set, not a log every 10 s
     context.execution_options.verbose_progress = False
-    all_seeds = make_seed_rows(cfg.social_bias, bias_type, g.samples_per_type, seed)
-    seeds = [row for start, stop in missing for row in all_seeds[start:stop]]
-    shard_of = {i: (start, stop) for start, stop in missing for i in range(start, stop)}
-    pending: dict[tuple[int, int], list[dict]] = {r: [] for r in missing}
-    shared = _provenance(cfg, bias_type, seed, engine, key)
-    neutral = parse_bias_type(bias_type).is_neutral
+    seeds = []
+    for index, work in enumerate(works):
+        all_seeds = make_seed_rows(cfg.social_bias, work.bias_type, g.samples_per_type, work.seed)
+        seeds += [{**row, "set_index": index}
+                  for start, stop in work.missing for row in all_seeds[start:stop]]
+        work.shard_of = {i: (start, stop) for start, stop in work.missing
+                         for i in range(start, stop)}
+        work.pending = {r: [] for r in work.missing}
+    bias_types = [w.bias_type for w in works]
+
+    def prepare(row: dict) -> dict:
+        return preprocess(row, social_bias=cfg.social_bias, bias_type=bias_types[row["set_index"]],
+                          strength=g.strength, prompt_version=g.prompt_version,
+                          temperature=g.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens)
+
+    def parse(row: dict) -> dict:
+        neutral = parse_bias_type(bias_types[int(row["set_index"])]).is_neutral
+        return postprocess(row, social_bias=cfg.social_bias, neutral=neutral)
 
     # Blocks of a whole engine batch: with one-row blocks the actor pool starts on whatever
     # trickles in and generates batches of 1, losing all the batching gains.
     ds = ray.data.from_items(seeds, override_num_blocks=max(1, -(-len(seeds) // g.batch_size)))
     # Pre/post-processing is string work: a quarter CPU each, so it never waits on the
     # engine actors for a whole core (on a 2-core machine that deadlocks the pipeline).
-    ds = ds.map(partial(preprocess, social_bias=cfg.social_bias, bias_type=bias_type,
-                        strength=g.strength, prompt_version=g.prompt_version,
-                        temperature=g.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens),
-                num_cpus=0.25)
-    ds = _run_engine(ds, cfg, engine)
-    ds = ds.map(partial(postprocess, social_bias=cfg.social_bias, neutral=neutral), num_cpus=0.25)
-    started, rows_done, tokens, written = time.perf_counter(), 0, 0, 0
+    ds = _run_engine(ds.map(prepare, num_cpus=0.25), cfg, engine).map(parse, num_cpus=0.25)
+    started = time.perf_counter()
     for row in ds.iter_rows():   # streaming: shards are written while the engine keeps going
-        shard = shard_of[int(row["prompt_index"])]
-        pending[shard].append(row)
-        rows_done += 1
-        tokens += int(row.get("num_generated_tokens") or 0)
-        if len(pending[shard]) == shard[1] - shard[0]:
-            _write_atomically(fs, f"{shards_path}/{shard_name(*shard)}",
-                              _shard_table(pending.pop(shard), shared))
-            written += 1
+        work = works[int(row["set_index"])]
+        shard = work.shard_of[int(row["prompt_index"])]
+        work.pending[shard].append(row)
+        work.rows_done += 1
+        work.tokens += int(row.get("num_generated_tokens") or 0)
+        if len(work.pending[shard]) == shard[1] - shard[0]:
+            _write_atomically(work.fs, f"{work.shards_path}/{shard_name(*shard)}",
+                              _shard_table(work.pending.pop(shard), work.shared))
+            work.written += 1
             if on_shard:
-                on_shard(shard)
-    if pending:
-        raise RuntimeError(f"the engine returned no rows for shards {sorted(pending)}; rerun "
-                           f"to generate them (finished shards are kept)")
+                on_shard(work.bias_type, work.seed, shard)
+    unfinished = {f"{w.bias_type} seed {w.seed}": sorted(w.pending) for w in works if w.pending}
+    if unfinished:
+        raise RuntimeError(f"the engine returned no rows for shards {unfinished}; rerun to "
+                           f"generate them (finished shards are kept)")
     seconds = time.perf_counter() - started
-    return {"rows_generated": rows_done, "shards_generated": written, "generated_tokens": tokens,
-            "seconds": round(seconds, 2),
+    tokens = sum(w.tokens for w in works)
+    return {"seconds": round(seconds, 2), "sets_in_pass": len(works),
             "tokens_per_second": round(tokens / seconds, 1) if seconds else None}
 
 
@@ -237,11 +266,9 @@ def _finalize(cfg: ExperimentConfig, fs: pafs.FileSystem, shards_path: str,
     return kept, counts
 
 
-def generate(cfg: ExperimentConfig, bias_type: str, seed: int, engine: str = "hf",
-             on_shard=None) -> GeneratedSet:
-    """Generate (or fetch from cache, or finish) the augmented set for one bias type and seed.
-
-    `on_shard((start, stop))` is called after each shard is written (progress reporting)."""
+def _plan_set(cfg: ExperimentConfig, bias_type: str, seed: int, engine: str
+              ) -> GeneratedSet | _SetWork:
+    """A cached set as it is, or the work that makes it (its shards so far kept)."""
     inputs = generation_key(cfg, bias_type, seed)
     key = key_hash(inputs)
     g = cfg.generation
@@ -253,29 +280,61 @@ def generate(cfg: ExperimentConfig, bias_type: str, seed: int, engine: str = "hf
             return GeneratedSet(bias_type, uri, key, json.loads(f.read()), cache_hit=True,
                                 work={"rows_generated": 0, "shards_generated": 0,
                                       "shards_reused": 0})
-
     shards_path = _fs(f"{base}/{SHARDS_DIR}")[1]
     fs.create_dir(shards_path, recursive=True)
     ranges = shard_ranges(g.samples_per_type, g.shard_size)
     done = finished_shards(fs, shards_path)
-    missing = [r for r in ranges if r not in done]
-    work = {"rows_generated": 0, "shards_generated": 0, "shards_reused": len(ranges) - len(missing)}
-    if missing:
-        work.update(_generate_shards(cfg, bias_type, seed, engine, key, missing, fs, shards_path,
-                                     on_shard))
-    frame, counts = _finalize(cfg, fs, shards_path, ranges)
-    stats = {**counts, "engine": engine, "shards": len(ranges), "shard_size": g.shard_size,
+    return _SetWork(bias_type, seed, key, inputs, uri, base, fs, shards_path, ranges,
+                    [r for r in ranges if r not in done],
+                    _provenance(cfg, bias_type, seed, engine, key))
+
+
+def _finish_set(cfg: ExperimentConfig, work: _SetWork, engine: str, run: dict) -> GeneratedSet:
+    g = cfg.generation
+    done = {"rows_generated": work.rows_done, "shards_generated": work.written,
+            "shards_reused": len(work.ranges) - len(work.missing)}
+    if work.missing:
+        done.update(generated_tokens=work.tokens, **run)
+    frame, counts = _finalize(cfg, work.fs, work.shards_path, work.ranges)
+    stats = {**counts, "engine": engine, "shards": len(work.ranges), "shard_size": g.shard_size,
              "near_duplicate_threshold": g.near_duplicate_threshold,
-             "group_counts": _group_counts(frame), "inputs": inputs,
-             "last_run": work}
-    if work.get("tokens_per_second"):
-        stats["tokens_per_second"] = work["tokens_per_second"]
-    fs.create_dir(path, recursive=True)
-    _write_atomically(fs, f"{path}/{DATA_FILE}", pa.Table.from_pandas(frame, preserve_index=False))
+             "group_counts": _group_counts(frame), "inputs": work.inputs,
+             "last_run": done}
+    if done.get("tokens_per_second"):
+        stats["tokens_per_second"] = done["tokens_per_second"]
+    path = _fs(work.uri)[1]
+    work.fs.create_dir(path, recursive=True)
+    _write_atomically(work.fs, f"{path}/{DATA_FILE}", pa.Table.from_pandas(frame, preserve_index=False))
     # stats.json is written last: its presence marks a complete entry.
-    with fs.open_output_stream(f"{path}/{STATS_FILE}") as f:
+    with work.fs.open_output_stream(f"{path}/{STATS_FILE}") as f:
         f.write(json.dumps(stats, indent=1).encode())
-    return GeneratedSet(bias_type, uri, key, stats, cache_hit=False, work=work)
+    return GeneratedSet(work.bias_type, work.uri, work.key, stats, cache_hit=False, work=done)
+
+
+def generate_many(cfg: ExperimentConfig, jobs: list[tuple[str, int]], engine: str = "hf",
+                  on_shard=None) -> dict[tuple[str, int], GeneratedSet]:
+    """Generate (or fetch from cache, or finish) the augmented set of each (bias type, seed).
+
+    vLLM: every set's missing rows go through one pass, so one pool of replicas starts once for
+    the experiment (its rows are seeded one by one, so a set's text does not depend on which sets
+    shared its batches). HF: one pass per set, as its sampling is seeded per batch and its actors
+    start in seconds. `on_shard(bias_type, seed, (start, stop))` follows each shard written."""
+    planned = {job: _plan_set(cfg, *job, engine) for job in dict.fromkeys(jobs)}
+    works = [w for w in planned.values() if isinstance(w, _SetWork) and w.missing]
+    passes = [works] if engine == "vllm" else [[w] for w in works]
+    runs = {}
+    for group in (p for p in passes if p):
+        run = _engine_pass(cfg, group, engine, on_shard)
+        runs.update({id(w): run for w in group})
+    return {job: p if isinstance(p, GeneratedSet) else _finish_set(cfg, p, engine, runs.get(id(p), {}))
+            for job, p in planned.items()}
+
+
+def generate(cfg: ExperimentConfig, bias_type: str, seed: int, engine: str = "hf",
+             on_shard=None) -> GeneratedSet:
+    """One set (`generate_many` for several); `on_shard((start, stop))` after each shard."""
+    forward = (lambda _type, _seed, shard: on_shard(shard)) if on_shard else None
+    return generate_many(cfg, [(bias_type, seed)], engine, forward)[(bias_type, seed)]
 
 
 def _group_counts(frame: pd.DataFrame) -> dict:

@@ -218,10 +218,15 @@ def generate_sets(cfg: ExperimentConfig, engine: str, echo=print,
     from bias.config import CONTROL_NULL, CONTROL_SKEWED
     from generation.control import write_control_sets
     from generation.file_source import write_file_set
-    from generation.pipeline import generate
+    from generation.pipeline import generate_many
     generated = {}
     if jobs is None:
         jobs = [(t, s) for s in cfg.seeds for t in cfg.augmented_sets]
+    by_engine = [(t, s) for t, s in jobs
+                 if t not in (CONTROL_SKEWED, CONTROL_NULL) and not cfg.file_source(t)]
+    engine_sets = generate_many(cfg, by_engine, engine,
+                                on_shard=lambda t, s, r: echo(f"  {t} seed {s}: shard "
+                                                              f"{r[0]}-{r[1]} written"))
     for bias_type, seed in jobs:
         if bias_type in (CONTROL_SKEWED, CONTROL_NULL):
             if (bias_type, seed) not in generated:
@@ -236,8 +241,7 @@ def generate_sets(cfg: ExperimentConfig, engine: str, echo=print,
             echo(f"file set {bias_type} seed {seed}: {gen.stats['kept']}/{gen.stats['requested']} "
                  f"rows kept ({'cache hit' if gen.cache_hit else 'read'}) -> {gen.uri}")
             continue
-        gen = generate(cfg, bias_type, seed, engine,
-                       on_shard=lambda r, t=bias_type: echo(f"  {t}: shard {r[0]}-{r[1]} written"))
+        gen = engine_sets[(bias_type, seed)]
         work = gen.work
         how = ("cache hit" if gen.cache_hit else
                f"{work['shards_generated']} shards generated, {work['shards_reused']} reused")

@@ -5,9 +5,9 @@ an estimate of device-hours and wall time for N GPUs (or N CPUs for a CPU-only c
 figures come from the config's `throughput` section; measure them on the target hardware.
 
 The wall-time model: the generator's download once (`throughput.model_download_seconds`), then
-the generation sets one after another, each starting its engine replicas
-(`throughput.engine_startup_seconds`) and generating on min(N, generation.actors x
-tensor_parallel_size) GPUs; the grid runs its cells on
+the generation sets on min(N, generation.actors x tensor_parallel_size) GPUs: with vLLM all sets
+in one pass of replicas that start once, with HF one set after another, each starting its actors
+(`throughput.engine_startup_seconds` per start-up); the grid runs its cells on
 min(resources.max_concurrent_trials, N / GPUs per trial) slots, longest cells first (the
 makespan of that list schedule). Each trial costs its start-up overhead, its training tokens at
 the per-worker rate, and one evaluation.
@@ -43,6 +43,8 @@ class Plan:
     uncapped: tuple[int, float] | None = None   # (slots, grid wall) without max_concurrent_trials
     generation_startup_s: float = 0.0    # engine start-ups, one per generated set
     download_s: float = 0.0
+    engine_startups: int = 0
+    shared_pool: bool = False
 
     @property
     def grid_device_s(self) -> float:
@@ -80,7 +82,10 @@ def make_plan(cfg: ExperimentConfig, gpus: int | None = None, cpus: int | None =
                  and not cfg.file_source(job[0])]   # the others are written, not generated
     tokens_generated = len(generated) * g.samples_per_type * per_sample
     generation_device_s = tokens_generated / tp.generation_tokens_per_second
-    startup_s = len(generated) * tp.engine_startup_seconds
+    # vLLM: every set in one pass, one start-up; HF: a pass, and a start-up, per set.
+    shared_pool = g.engine == "vllm" or (g.engine == "auto" and on_gpu)
+    startups = min(1, len(generated)) if shared_pool else len(generated)
+    startup_s = startups * tp.engine_startup_seconds
     download_s = tp.model_download_seconds if generated else 0.0
     generation_wall_s = download_s + startup_s + generation_device_s / generation_devices
     generation_device_s += startup_s * generation_devices
@@ -104,6 +109,7 @@ def make_plan(cfg: ExperimentConfig, gpus: int | None = None, cpus: int | None =
                 generation_device_s, generation_wall_s, generation_devices, cell_seconds,
                 per_trial, slots, limit)
     plan.generation_startup_s, plan.download_s = startup_s, download_s
+    plan.engine_startups, plan.shared_pool = startups, shared_pool
     plan.grid_wall_s = list_schedule_makespan(list(cell_seconds.values()), slots)
     if uncapped > slots:
         plan.uncapped = (uncapped, list_schedule_makespan(list(cell_seconds.values()), uncapped))
@@ -157,11 +163,14 @@ def format_plan(plan: Plan, cfg: ExperimentConfig, source: str, list_cells: bool
                f"{_hms(plan.generation_wall_s)} on {plan.generation_devices} "
                f"{'GPUs' if dev == 'GPU' else 'actors'} (generation.actors={g.actors}"
                f"{f' x tensor_parallel_size={g.tensor_parallel_size}' if dev == 'GPU' else ''})")
-    n_sets = round(plan.generation_startup_s / tp.engine_startup_seconds) \
-        if tp.engine_startup_seconds else 0
-    out.append(f"    = download {_hms(plan.download_s)} + {n_sets} sets one after another x "
-               f"engine start-up {tp.engine_startup_seconds:g} s ({_hms(plan.generation_startup_s)})"
-               f" + tokens {_hms(plan.generation_wall_s - plan.download_s - plan.generation_startup_s)}")
+    n_sets = sum(1 for t, _ in plan.jobs if t not in (CONTROL_SKEWED, CONTROL_NULL)
+                 and not cfg.file_source(t))
+    order = (f"{n_sets} sets in one pass of vLLM replicas" if plan.shared_pool else
+             f"{n_sets} sets one after another")
+    out.append(f"    = download {_hms(plan.download_s)} + {order}: {plan.engine_startups} engine "
+               f"start-up{'s' if plan.engine_startups != 1 else ''} x "
+               f"{tp.engine_startup_seconds:g} s ({_hms(plan.generation_startup_s)}) + tokens "
+               f"{_hms(plan.generation_wall_s - plan.download_s - plan.generation_startup_s)}")
     if dev == "GPU" and plan.generation_devices < plan.devices:
         out.append(f"    {plan.devices - plan.generation_devices} {dev}s idle while generating: "
                    f"raise generation.actors to use them")

@@ -40,7 +40,7 @@ def _no_model_work(monkeypatch):
     def refuse(*_, **__):
         raise AssertionError("model work was done")
     monkeypatch.setattr(pipeline, "_run_engine", refuse)
-    monkeypatch.setattr(pipeline, "_generate_shards", refuse)
+    monkeypatch.setattr(pipeline, "_engine_pass", refuse)
 
 
 def test_pipeline_writes_shards_with_provenance_then_a_cache_hit_does_no_model_work(
@@ -116,7 +116,8 @@ def test_engine_choice_and_vllm_config_built_from_our_config(gen_cfg):
         "continue_on_error": False, "engine_kwargs": {"gpu_memory_utilization": 0.85}})
     config = vllm_processor_config("meta-llama/Llama-3.1-8B-Instruct", g)
     assert config.model_source == "meta-llama/Llama-3.1-8B-Instruct"
-    assert config.concurrency == 4 and config.batch_size == 32
+    # on GPUs a pool of 1 to `actors` replicas: it grows as GPU nodes join an autoscaling cluster
+    assert config.concurrency == (1, 4) and config.batch_size == 32
     assert {k: config.engine_kwargs[k] for k in ("tensor_parallel_size", "max_model_len",
                                                  "gpu_memory_utilization")} == {
         "tensor_parallel_size": 2, "max_model_len": 2048, "gpu_memory_utilization": 0.85}

@@ -41,8 +41,12 @@ def test_plan_figures_follow_the_config(tmp_path):
     assert plan.cell_seconds["base"] == 15
     assert plan.slots == 2 and plan.devices_per_trial == 2     # 4 GPUs / 2 per trial
     assert plan.grid_device_s == pytest.approx(2 * (10 * 143 + 15))
-    # 4 sets one after another, each starting its engine (default 60 s), on generation.actors = 1
-    assert plan.generation_wall_s == pytest.approx(4 * 60 + 16000 / 100 / 1)
+    # a GPU config: vLLM generates the 4 sets in one pass, one engine start-up (default 60 s),
+    # on generation.actors = 1; HF generates them one after another, a start-up each
+    assert plan.generation_wall_s == pytest.approx(60 + 16000 / 100 / 1)
+    hf = make_plan(cfg.model_copy(update={"generation": cfg.generation.model_copy(
+        update={"engine": "hf"})}), gpus=4)
+    assert hf.generation_wall_s == pytest.approx(4 * 60 + 16000 / 100 / 1)
     with_download = make_plan(cfg.model_copy(update={"throughput": cfg.throughput.model_copy(
         update={"model_download_seconds": 300, "engine_startup_seconds": 0})}), gpus=4)
     assert with_download.generation_wall_s == pytest.approx(300 + 16000 / 100)
@@ -65,7 +69,8 @@ def test_plan_paper_gender_on_32_gpus_uses_every_gpu_and_names_each_term():
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     for fragment in ("on 32 GPUs (generation.actors=64", "32 trials at a time",
-                     "= download 0:02:00 + 18 sets one after another x engine start-up 90 s",
+                     "= download 0:02:00 + 18 sets in one pass of vLLM replicas: 1 engine "
+                     "start-up x 90 s",
                      "tokens "):
         assert fragment in out, (fragment, out)
     assert "idle" not in out, out

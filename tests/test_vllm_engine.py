@@ -65,6 +65,9 @@ def test_the_generate_command_runs_vllm_on_cpu_and_a_rerun_is_a_cache_hit(tmp_pa
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1500)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "engine=vllm" in first.stdout and first.stdout.count("2 shards generated") == 2
+    # the two sets shared one pool of vLLM replicas: one engine pass, one start-up
+    stats = [json.loads(p.read_text()) for p in (tmp_path / "storage").rglob("stats.json")]
+    assert len(stats) == 2 and all(s["last_run"]["sets_in_pass"] == 2 for s in stats), stats
     second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stdout.count("(cache hit)") == 2, second.stdout
