@@ -8,6 +8,7 @@
     bias-inherit evaluate --model NAME [--adapter DIR] [--tasks all|a,b] [--limit N] [--data-dir D]
     bias-inherit submit CONFIG --address http://HEAD:8265 [--no-wait]   (and status, logs, stop, list)
     bias-inherit plan CONFIG [--gpus N]
+    bias-inherit calibrate CONFIG [--address ADDR] [--dry-run]
     bias-inherit resume EXPERIMENT [--tracking-uri URI] [--address ADDR]
     bias-inherit report EXPERIMENT [--parent-run ID] [--out DIR] [--tracking-uri URI]
     bias-inherit data list|fetch TASK|verify [--data-dir D]
@@ -34,7 +35,8 @@ def _quiet_warnings() -> None:
 # Every command module registers its commands with `add_commands(sub)`, each parser carrying its
 # `handler`; this is the only module that imports command modules.
 COMMAND_MODULES = ("ray_jobs.run", "ray_jobs.generate", "ray_jobs.cli", "ray_jobs.evaluate",
-                   "ray_jobs.report", "ray_jobs.plan", "ray_jobs.jobs", "ray_jobs.data")
+                   "ray_jobs.report", "ray_jobs.plan", "ray_jobs.jobs", "ray_jobs.data",
+                   "ray_jobs.calibrate")
 
 
 def add_commands(sub) -> None:
