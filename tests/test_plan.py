@@ -52,28 +52,22 @@ def test_plan_figures_follow_the_config(tmp_path):
     assert with_download.generation_wall_s == pytest.approx(300 + 16000 / 100)
 
 
-def test_plan_paper_gender_on_64_gpus():
+@pytest.mark.parametrize("gpus,fragments", [
+    (64, ("cells after collapsing: 148", "generation jobs: 18 (6 bias types x 3 seeds)",
+          "tokens to generate: 4.75M", "tokens to train: 285.77M", "GPU-h",
+          "estimate on 64 GPUs", "64 trials at a time")),   # every GPU used, no cap
+    (32, ("on 32 GPUs (generation.actors=64", "32 trials at a time",   # each term named
+          "= download 0:02:00 + 18 sets in one pass of vLLM replicas: 1 engine start-up x 90 s",
+          "tokens ")),
+])
+def test_plan_paper_gender_uses_every_gpu_and_names_each_term(gpus, fragments):
     proc = subprocess.run([sys.executable, "-m", "ray_jobs.cli", "plan", "configs/paper_gender.yaml",
-                           "--gpus", "64"], cwd=REPO, capture_output=True, text=True, timeout=120)
+                           "--gpus", str(gpus)], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr
-    out = proc.stdout
-    for fragment in ("cells after collapsing: 148", "generation jobs: 18 (6 bias types x 3 seeds)",
-                     "tokens to generate: 4.75M", "tokens to train: 285.77M", "GPU-h",
-                     "estimate on 64 GPUs", "64 trials at a time"):   # every GPU used, no cap
-        assert fragment in out, (fragment, out)
-
-
-def test_plan_paper_gender_on_32_gpus_uses_every_gpu_and_names_each_term():
-    proc = subprocess.run([sys.executable, "-m", "ray_jobs.cli", "plan", "configs/paper_gender.yaml",
-                           "--gpus", "32"], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    out = proc.stdout
-    for fragment in ("on 32 GPUs (generation.actors=64", "32 trials at a time",
-                     "= download 0:02:00 + 18 sets in one pass of vLLM replicas: 1 engine "
-                     "start-up x 90 s",
-                     "tokens "):
-        assert fragment in out, (fragment, out)
-    assert "idle" not in out, out
+    for fragment in fragments:
+        assert fragment in proc.stdout, (fragment, proc.stdout)
+    assert "idle" not in proc.stdout, proc.stdout
 
 
 def test_plan_of_a_bad_config_is_one_error_line(tmp_path):
