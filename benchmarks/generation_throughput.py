@@ -7,11 +7,11 @@ dtype and threads. Greedy decoding for both; generated tokens are the non-pad ne
 
 Where vLLM imports (GPU machines, or `make test-vllm`'s .venv-vllm with vLLM's CPU build), the
 same prompts also go through vLLM's engine (`vllm.LLM.chat`, greedy, eager mode), timed apart from
-its start-up: three engines' tokens/s in one run.
+its start-up: the three engines' throughput in one run.
 
     .venv-vllm/bin/python benchmarks/generation_throughput.py     # naive, HF and vLLM
 
-Prints tokens/s for each and the ratios, and writes them to
+Prints each one's throughput and the ratios, and writes them to
 benchmarks/results/generation_throughput.json (--json); the goal for the ratio and the runs so far
 are in docs/performance.md. On a machine with a GPU (--device auto) the same script runs all on
 the GPU.

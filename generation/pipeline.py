@@ -190,6 +190,7 @@ class _SetWork:
     rows_done: int = 0
     tokens: int = 0
     written: int = 0
+    engine_run: dict = field(default_factory=dict)   # the figures of the pass it went through
 
 
 def _engine_pass(cfg: ExperimentConfig, works: list[_SetWork], engine: str, on_shard=None) -> dict:
@@ -289,12 +290,12 @@ def _plan_set(cfg: ExperimentConfig, bias_type: str, seed: int, engine: str
                     _provenance(cfg, bias_type, seed, engine, key))
 
 
-def _finish_set(cfg: ExperimentConfig, work: _SetWork, engine: str, run: dict) -> GeneratedSet:
+def _finish_set(cfg: ExperimentConfig, work: _SetWork, engine: str) -> GeneratedSet:
     g = cfg.generation
     done = {"rows_generated": work.rows_done, "shards_generated": work.written,
             "shards_reused": len(work.ranges) - len(work.missing)}
     if work.missing:
-        done.update(generated_tokens=work.tokens, **run)
+        done.update(generated_tokens=work.tokens, **work.engine_run)
     frame, counts = _finalize(cfg, work.fs, work.shards_path, work.ranges)
     stats = {**counts, "engine": engine, "shards": len(work.ranges), "shard_size": g.shard_size,
              "near_duplicate_threshold": g.near_duplicate_threshold,
@@ -322,11 +323,11 @@ def generate_many(cfg: ExperimentConfig, jobs: list[tuple[str, int]], engine: st
     planned = {job: _plan_set(cfg, *job, engine) for job in dict.fromkeys(jobs)}
     works = [w for w in planned.values() if isinstance(w, _SetWork) and w.missing]
     passes = [works] if engine == "vllm" else [[w] for w in works]
-    runs = {}
     for group in (p for p in passes if p):
         run = _engine_pass(cfg, group, engine, on_shard)
-        runs.update({id(w): run for w in group})
-    return {job: p if isinstance(p, GeneratedSet) else _finish_set(cfg, p, engine, runs.get(id(p), {}))
+        for work in group:
+            work.engine_run = run
+    return {job: p if isinstance(p, GeneratedSet) else _finish_set(cfg, p, engine)
             for job, p in planned.items()}
 
 

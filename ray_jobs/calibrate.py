@@ -2,10 +2,11 @@
 write them into the config's `throughput:` block.
 
 It runs a miniature of the config on the current Ray cluster (RAY_ADDRESS or --address, else a
-local one): one generated set with one engine replica, then one training cell with the
-config's model, LoRA, batch, resources and tasks at a small evaluation limit. From these:
-  generation_tokens_per_second   the engine pass's generated tokens / its seconds (one replica)
-  engine_startup_seconds         the set's wall time minus its engine pass
+local one): two generated sets of different sizes, each with one fresh engine replica, then one
+training cell with the config's model, LoRA, batch, resources and tasks at a small evaluation
+limit. From these:
+  generation_tokens_per_second   the larger set's extra tokens / its extra seconds (one replica)
+  engine_startup_seconds         the smaller set's wall time less its tokens at that rate
   generated_tokens_per_sample    mean generated tokens per seed row
   train_tokens_per_second        the cell's trained tokens / its step seconds, per worker
   tokens_per_example             trained tokens / (rows x epochs)
@@ -78,7 +79,7 @@ def calibrate(cfg: ExperimentConfig, address: str | None = None, echo=print) -> 
     from bias.errors import ExperimentError
     from evaluation.runner import load_task
     from ray_jobs.experiment import (cell_trainable, checked, choose_engine, connect_ray,
-                                     generate_sets, storage_uri)
+                                     generate_sets, grid_tuner, storage_uri)
     from training.grid import make_cell
     with tempfile.TemporaryDirectory(prefix="bias-inherit-calibrate-") as storage:
         probe, _ = checked(probe_config(cfg, storage_uri(storage)), None, echo)
@@ -100,12 +101,8 @@ def calibrate(cfg: ExperimentConfig, address: str | None = None, echo=print) -> 
         echo(f"probe 2/2: training and scoring one cell ({probe.data.dataset_size} rows, "
              f"{len(probe.evaluation.tasks)} tasks at {probe.evaluation.limit} items)")
         cell = make_cell("train", job[0], probe.ratios[0], "none", job[1])
-        from ray import tune
-        tuner = tune.Tuner(cell_trainable(probe, generated),
-                           param_space={"cell": cell.model_dump(),
-                                        "train_storage": f"{storage_uri(storage)}/train"},
-                           run_config=tune.RunConfig(name="calibrate", verbose=0,
-                                                     storage_path=storage_uri(storage)))
+        tuner = grid_tuner(cell_trainable(probe, generated), [cell.model_dump()],
+                           storage_uri(storage), "calibrate", 1, 0, [])
         result = tuner.fit()[0]
         if result.error:
             raise ExperimentError(f"the training probe failed: {str(result.error).splitlines()[0]}")

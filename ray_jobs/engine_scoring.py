@@ -68,11 +68,12 @@ def score_grid_with_engine(cfg: ExperimentConfig, results, tracking_uri: str,
     if not tasks or not ran:
         return
     client = mlflow.MlflowClient(tracking_uri)
-    runs = {r.config["cell"]["cell_id"]: find_cell_run(client, experiment_id, parent_run_id,
-                                                       r.config["cell"]["cell_id"]).info.run_id
-            for r in ran}
-    adapters = {r.config["cell"]["cell_id"]: adapter_location(
-        client, runs[r.config["cell"]["cell_id"]], r.metrics.get("adapter_path")) for r in ran}
+    runs, adapters = {}, {}
+    for result in ran:
+        cell_id = result.config["cell"]["cell_id"]
+        runs[cell_id] = find_cell_run(client, experiment_id, parent_run_id, cell_id)
+        adapters[cell_id] = adapter_location(client, runs[cell_id],
+                                             result.metrics.get("adapter_path"))
     echo(f"scoring {', '.join(tasks)} for {len(adapters)} cells through vLLM "
          f"({sum(1 for a in adapters.values() if a)} adapters)")
     started = time.perf_counter()
@@ -80,10 +81,10 @@ def score_grid_with_engine(cfg: ExperimentConfig, results, tracking_uri: str,
     seconds = time.perf_counter() - started
     now = int(time.time() * 1000)
     for cell_id, metrics in scores.items():
-        run_id = runs[cell_id]
-        model_id = client.get_run(run_id).data.tags.get(TAG_ADAPTER_MODEL)
-        client.log_batch(run_id, metrics=[Metric(k, v, now, 0, model_id=model_id)
-                                          for k, v in metrics.items() if math.isfinite(v)])
-        client.set_tag(run_id, TAG_EVAL_ENGINE, "vllm")
+        run = runs[cell_id]
+        model_id = run.data.tags.get(TAG_ADAPTER_MODEL)
+        client.log_batch(run.info.run_id, metrics=[Metric(k, v, now, 0, model_id=model_id)
+                                                   for k, v in metrics.items() if math.isfinite(v)])
+        client.set_tag(run.info.run_id, TAG_EVAL_ENGINE, "vllm")
     client.log_metric(parent_run_id, "engine_scoring_seconds", seconds)
     echo(f"vLLM scoring: {len(scores)} cells in {seconds:.0f} s")

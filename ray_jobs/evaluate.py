@@ -108,8 +108,9 @@ def evaluate_command(args) -> int:
     if by_engine:
         from bias.config import ConfigError
         from generation.engines import vllm_missing
-        if vllm_missing("--engine vllm"):
-            raise ConfigError(vllm_missing("--engine vllm"))
+        missing = vllm_missing("--engine vllm")
+        if missing:
+            raise ConfigError(missing)
     with explicit_data_dir(args.data_dir):
         items = load_suite(cfg)
     metrics: dict[str, float] = {}

@@ -59,7 +59,7 @@ def run_rounds(cfg: ExperimentConfig, tracking_uri: str, experiment_id: str, par
             result = results[0]
             client = mlflow.MlflowClient(tracking_uri)
             run = find_cell_run(client, experiment_id, parent_run_id, cell.cell_id)
-            adapter = adapter_location(client, run.info.run_id, result.metrics.get("adapter_path"))
+            adapter = adapter_location(client, run, result.metrics.get("adapter_path"))
             if not adapter:
                 raise ExperimentError(f"round {k} (seed {seed}) reported no adapter checkpoint")
             mlflow.log_metric(names.round_metric(k, seed, "seconds"), time.perf_counter() - started)

@@ -94,13 +94,13 @@ def find_cell_run(client, experiment_id: str, parent_run_id: str, cell_id: str):
 _DIRECT_STORES = ("file", "s3", "gs", "gcs", "")
 
 
-def adapter_location(client, run_id: str, fallback: str | None) -> str | None:
-    """Where a cell's adapter is read from: its logged model's peft folder, else `fallback`
-    (the Train checkpoint)."""
+def adapter_location(client, run, fallback: str | None) -> str | None:
+    """Where a cell's adapter is read from (`run`: the cell's run, as `find_cell_run` gives it):
+    its logged model's peft folder, else `fallback` (the Train checkpoint)."""
     from urllib.parse import urlparse
 
     from training.adapter_models import PEFT_DIR
-    model_id = client.get_run(run_id).data.tags.get(TAG_ADAPTER_MODEL)
+    model_id = run.data.tags.get(TAG_ADAPTER_MODEL)
     if not model_id:
         return fallback
     location = client.get_logged_model(model_id).artifact_location
@@ -288,8 +288,7 @@ class CellRunLogger(_TuneCallback):
         if not (folder / "MLmodel").is_file():
             self.client.log_artifacts(run_id, local, artifact_path="adapter")
             return None
-        params = {k: str(cell[k]) for k in ("bias_type", "ratio", "mitigation", "seed", "round")
-                  if k in cell}
+        params = {k: str(cell[k]) for k in CELL_PARAMS if k in cell}
         model = self.client.create_logged_model(
             self.experiment_id, name="adapter", source_run_id=run_id, params=params,
             tags={"bias_inherit.parent_run_id": self.parent_run_id, TAG_CELL: cell["cell_id"]},

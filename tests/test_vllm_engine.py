@@ -142,7 +142,7 @@ def test_two_rounds_generate_with_the_round_one_adapter_and_score_through_vllm(t
         assert child.data.metrics["salary_recommendation/n_items"] == 4
         assert "salary_recommendation/parse_rate" in child.data.metrics
     round1 = next(c for c in children if c.data.params.get("round") == "1")
-    adapter = adapter_location(client, round1.info.run_id, None)   # its logged model's peft folder
+    adapter = adapter_location(client, round1, None)   # its logged model's peft folder
     assert adapter and adapter.endswith("/peft"), adapter
     cfg = load_config(config)
     round2_cfg = cfg.model_copy(update={"generation": cfg.generation.model_copy(

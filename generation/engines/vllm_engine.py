@@ -124,18 +124,22 @@ def from_engine_response(row: dict) -> dict:
     return keep
 
 
-def build_vllm_processor(model_source: str, gen_cfg: Any, on_gpu: bool = True,
-                         max_lora_rank: int | None = None):
+def _processor(config, preprocess):
+    """The Ray Data processor around `config`: our rows in through `preprocess`, vLLM's
+    bookkeeping out through `from_engine_response`."""
     _import_vllm()
     from ray.data.llm import build_processor
-    lora_model = lora_source(gen_cfg.adapter)[1] if gen_cfg.adapter else None
     # Renaming columns is light work: a whole CPU per map task would wait behind the engine.
     light = {"num_cpus": 0}
-    return build_processor(vllm_processor_config(model_source, gen_cfg, on_gpu, max_lora_rank),
-                           preprocess=partial(to_engine_request, lora_model=lora_model,
-                                              seeded=on_gpu),
-                           postprocess=from_engine_response,
+    return build_processor(config, preprocess=preprocess, postprocess=from_engine_response,
                            preprocess_map_kwargs=light, postprocess_map_kwargs=light)
+
+
+def build_vllm_processor(model_source: str, gen_cfg: Any, on_gpu: bool = True,
+                         max_lora_rank: int | None = None):
+    lora_model = lora_source(gen_cfg.adapter)[1] if gen_cfg.adapter else None
+    return _processor(vllm_processor_config(model_source, gen_cfg, on_gpu, max_lora_rank),
+                      partial(to_engine_request, lora_model=lora_model, seeded=on_gpu))
 
 
 def to_scoring_request(row: dict, model_source: str) -> dict:
@@ -150,12 +154,6 @@ def build_scoring_processor(model_source: str, gen_cfg: Any, adapters: list[str]
                             on_gpu: bool = True, max_lora_rank: int | None = None):
     """Greedy continuations of raw prompts (no chat template, as the HF engine scores them), each
     row with its own adapter: one engine pool scores every cell's model."""
-    _import_vllm()
-    from ray.data.llm import build_processor
     config = vllm_processor_config(model_source, gen_cfg, on_gpu, max_lora_rank,
                                    adapters=adapters, chat=False)
-    light = {"num_cpus": 0}
-    return build_processor(config,
-                           preprocess=partial(to_scoring_request, model_source=model_source),
-                           postprocess=from_engine_response,
-                           preprocess_map_kwargs=light, postprocess_map_kwargs=light)
+    return _processor(config, partial(to_scoring_request, model_source=model_source))
